@@ -1,0 +1,203 @@
+//! Calls to Apple: the authorize URL, the code exchange.
+//!
+//! The token endpoint takes `client_secret_post` only (form fields; Basic
+//! auth fails) and answers JSON with `Content-Type:
+//! application/json;charset=ISO-8859-1`. Its errors are OAuth error codes
+//! (RFC 6749 §5.2): `invalid_client` means our credentials are wrong,
+//! `invalid_grant` means the code was bad, used or expired.
+//! <https://developer.apple.com/documentation/sign_in_with_apple/generate_and_validate_tokens>
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::id_token::{self, Expectations, IdToken};
+use super::{AppleError, ClientSecret, Jwks};
+use crate::clock::SharedClock;
+use crate::config;
+use crate::secret::Secret;
+
+/// Apple's answer to a code exchange.
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: Secret<String>,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+    #[serde(default)]
+    pub refresh_token: Option<Secret<String>>,
+    pub id_token: Secret<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The gateway's Apple client: one per gateway, shared by all requests.
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    services_id: String,
+    redirect_uri: String,
+    /// Space-separated, e.g. `name email`.
+    scope: String,
+    audiences: Vec<String>,
+    leeway: u64,
+    clock: SharedClock,
+    /// The minted client secret (cached inside).
+    pub secret: ClientSecret,
+    /// Apple's signing keys (cached inside).
+    pub jwks: Jwks,
+}
+
+impl Client {
+    /// A client for `apple`, redirecting back to `redirect_uri`.
+    pub fn new(
+        apple: &config::Apple,
+        redirect_uri: String,
+        clock: SharedClock,
+    ) -> Result<Self, AppleError> {
+        let http = reqwest::Client::builder()
+            .timeout(apple.timeout)
+            .connect_timeout(apple.timeout.min(Duration::from_secs(5)))
+            .user_agent(concat!("applegate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| AppleError::Unreachable(format!("cannot build HTTP client: {e}")))?;
+        let jwks = Jwks::new(
+            format!("{}/auth/keys", apple.base_url),
+            http.clone(),
+            apple.keys_refetch_interval,
+        );
+        let secret = ClientSecret::new(
+            &apple.team_id,
+            &apple.services_id,
+            &apple.key_id,
+            apple.private_key.clone(),
+            &apple.base_url,
+            apple.client_secret_lifetime,
+            clock.clone(),
+        );
+        Ok(Client {
+            http,
+            base_url: apple.base_url.clone(),
+            services_id: apple.services_id.clone(),
+            redirect_uri,
+            scope: apple.scopes.join(" "),
+            audiences: vec![apple.services_id.clone()],
+            leeway: apple.leeway.as_secs(),
+            clock,
+            secret,
+            jwks,
+        })
+    }
+
+    /// Where to send the browser: Apple's authorize page. With the `name` or
+    /// `email` scope Apple requires `response_mode=form_post`.
+    pub fn authorize_url(&self, state: &str, nonce: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("response_mode", "form_post")
+            .append_pair("client_id", &self.services_id)
+            .append_pair("redirect_uri", &self.redirect_uri)
+            .append_pair("scope", &self.scope)
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .finish()
+            // form_urlencoded writes spaces as '+'; Apple documents %20.
+            .replace('+', "%20");
+        format!("{}/auth/authorize?{query}", self.base_url)
+    }
+
+    /// Exchanges an authorization code for tokens.
+    pub async fn exchange_code(&self, code: &str) -> Result<TokenResponse, AppleError> {
+        let secret = self.secret.get();
+        let form = [
+            ("client_id", self.services_id.as_str()),
+            ("client_secret", secret.expose()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+            ("redirect_uri", self.redirect_uri.as_str()),
+        ];
+        let url = format!("{}/auth/token", self.base_url);
+        let resp = self
+            .http
+            .post(&url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| AppleError::Unreachable(format!("POST {url}: {}", without_url(&e))))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| AppleError::Unreachable(format!("POST {url}: {}", without_url(&e))))?;
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|e| AppleError::BadResponse(format!("token response: {e}")));
+        }
+        match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(ErrorBody {
+                error,
+                error_description: description,
+            }) => Err(match error.as_str() {
+                "invalid_client" => AppleError::InvalidClient { description },
+                "invalid_grant" => AppleError::InvalidGrant { description },
+                _ => AppleError::Rejected { error, description },
+            }),
+            Err(_) => Err(AppleError::BadResponse(format!(
+                "token endpoint answered status {status}"
+            ))),
+        }
+    }
+
+    /// Verifies an id_token from the code exchange: signature, issuer,
+    /// audience (our Services ID), lifetime and nonce.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+    ) -> Result<IdToken, AppleError> {
+        let expect = Expectations {
+            issuer: &self.base_url,
+            audiences: &self.audiences,
+            nonce,
+            now: self.clock.now(),
+            leeway: self.leeway,
+        };
+        id_token::verify(token, &self.jwks, &expect).await
+    }
+
+    /// The whole server side of a sign-in: exchange the code, verify the
+    /// id_token it returns (with our nonce) and its `at_hash`.
+    pub async fn sign_in(
+        &self,
+        code: &str,
+        nonce: &str,
+    ) -> Result<(TokenResponse, IdToken), AppleError> {
+        let tokens = self.exchange_code(code).await?;
+        let claims = self
+            .verify_id_token(tokens.id_token.expose(), Some(nonce))
+            .await?;
+        id_token::check_at_hash(&claims, tokens.access_token.expose())?;
+        Ok((tokens, claims))
+    }
+}
+
+/// reqwest errors print the URL; ours carry no secrets in URLs, but the
+/// message stays short without it.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(u) = e.url() {
+        s = s
+            .replace(&format!(" ({u})"), "")
+            .replace(u.as_str(), "<url>");
+    }
+    if e.is_timeout() {
+        s.push_str(" (timed out)");
+    }
+    s
+}

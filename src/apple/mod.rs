@@ -1,0 +1,71 @@
+//! Sign in with Apple: everything the gateway says to and hears from Apple.
+//!
+//! This module knows nothing of HTTP serving. [`client_secret`] mints the
+//! ES256 client secret, [`jwks`] keeps Apple's signing keys, [`id_token`]
+//! checks identity tokens, and [`client`] makes the calls (authorize URL,
+//! code exchange). Apple's documentation:
+//! <https://developer.apple.com/documentation/sign_in_with_apple/sign_in_with_apple_rest_api>
+
+pub mod client;
+pub mod client_secret;
+pub mod id_token;
+pub mod jwks;
+
+use std::fmt;
+
+pub use client::{Client, TokenResponse};
+pub use client_secret::ClientSecret;
+pub use id_token::{Expectations, IdToken};
+pub use jwks::Jwks;
+
+/// What can go wrong talking to Apple or checking what it sent.
+#[derive(Debug)]
+pub enum AppleError {
+    /// Apple rejected our client credentials (`invalid_client`): the Team ID,
+    /// Services ID, Key ID, private key or Return URL is wrong.
+    InvalidClient { description: Option<String> },
+    /// Apple rejected the grant (`invalid_grant`): the code was bad, already
+    /// used or expired; the user should sign in again.
+    InvalidGrant { description: Option<String> },
+    /// Apple answered with another OAuth error code.
+    Rejected {
+        error: String,
+        description: Option<String>,
+    },
+    /// Apple could not be reached or did not answer in time.
+    Unreachable(String),
+    /// Apple answered with something we could not parse.
+    BadResponse(String),
+    /// The id_token failed a check; the text says which (never the token).
+    InvalidToken(String),
+    /// The token names a key Apple does not publish (after one refetch).
+    UnknownKey(String),
+    /// Minting the client secret failed.
+    Signing(String),
+}
+
+impl fmt::Display for AppleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let desc = |d: &Option<String>| d.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();
+        match self {
+            AppleError::InvalidClient { description } => write!(
+                f,
+                "Apple rejected our client credentials: invalid_client{}; check apple.team_id, apple.services_id, apple.key_id, that the .p8 key belongs to that Key ID and has Sign in with Apple enabled, and that the Return URL is registered for the Services ID",
+                desc(description)
+            ),
+            AppleError::InvalidGrant { description } => {
+                write!(f, "Apple rejected the authorization code: invalid_grant{}", desc(description))
+            }
+            AppleError::Rejected { error, description } => {
+                write!(f, "Apple answered {error}{}", desc(description))
+            }
+            AppleError::Unreachable(e) => write!(f, "Apple could not be reached: {e}"),
+            AppleError::BadResponse(e) => write!(f, "Apple's answer could not be read: {e}"),
+            AppleError::InvalidToken(e) => write!(f, "id_token refused: {e}"),
+            AppleError::UnknownKey(kid) => write!(f, "id_token refused: no Apple key with kid {kid:?}"),
+            AppleError::Signing(e) => write!(f, "cannot mint the client secret: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppleError {}

@@ -1,0 +1,139 @@
+//! `applegate dev`: the gateway, the Apple emulator and the demo app on one
+//! machine, with no Apple account.
+//!
+//! Keys are generated at start. The emulator listens on `127.0.0.1` and the
+//! gateway is reached as `localhost`: two different sites, so a browser
+//! treats Apple's `form_post` as the cross-site POST it is in production
+//! (only `SameSite=None` cookies travel with it).
+
+use std::net::TcpListener;
+use std::path::Path;
+
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+use crate::clock;
+use crate::config::{self, Config, ConfigError};
+use crate::emulator::{self, Emulator};
+
+/// Dev-mode identifiers (shaped like Apple's).
+pub const TEAM_ID: &str = "DEVTEAM001";
+/// The dev Key ID.
+pub const KEY_ID: &str = "DEVKEY0001";
+/// The dev Services ID.
+pub const SERVICES_ID: &str = "dev.applegate.web";
+
+/// Ports for the three parts.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub gateway: u16,
+    pub emulator: u16,
+    pub demo: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            gateway: 4180,
+            emulator: 4181,
+            demo: 4182,
+        }
+    }
+}
+
+/// Everything `dev` runs, up.
+pub struct Dev {
+    pub config: Config,
+    pub emulator: Emulator,
+    pub demo: crate::httpd::Handle,
+}
+
+/// Why dev mode could not start.
+#[derive(Debug)]
+pub enum DevError {
+    Bind(u16, std::io::Error),
+    Emulator(emulator::SetupError),
+    Config(ConfigError),
+}
+
+impl std::fmt::Display for DevError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DevError::Bind(port, e) => write!(
+                f,
+                "cannot listen on 127.0.0.1:{port}: {e} (choose other ports with --port)"
+            ),
+            DevError::Emulator(e) => write!(f, "Apple emulator: {e}"),
+            DevError::Config(e) => write!(f, "dev config: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DevError {}
+
+fn bind(port: u16) -> Result<TcpListener, DevError> {
+    TcpListener::bind(("127.0.0.1", port)).map_err(|e| DevError::Bind(port, e))
+}
+
+/// Starts the emulator and the demo app and builds the gateway's config.
+pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
+    let key = SigningKey::random(&mut rand::thread_rng());
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let public_url = format!("http://localhost:{}", ports.gateway);
+    // Bind the gateway's port first to fail early if it is taken; pingora
+    // binds it again when it starts.
+    drop(bind(ports.gateway)?);
+    let demo = crate::demo::start(bind(ports.demo)?).map_err(|e| DevError::Bind(ports.demo, e))?;
+    let emulator = Emulator::start(
+        bind(ports.emulator)?,
+        emulator::Options {
+            clients: vec![emulator::Client {
+                client_id: SERVICES_ID.into(),
+                team_id: TEAM_ID.into(),
+                key_id: KEY_ID.into(),
+                public_key: *key.verifying_key(),
+                redirect_uris: vec![format!("{public_url}/oauth2/callback")],
+            }],
+            allow_insecure_redirects: true,
+            clock: clock::system(),
+        },
+    )
+    .map_err(DevError::Emulator)?;
+    let toml = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{gw}"
+public_url = "{public_url}"
+threads = 2
+grace_period = "0s"
+
+[apple]
+team_id = "{TEAM_ID}"
+services_id = "{SERVICES_ID}"
+key_id = "{KEY_ID}"
+base_url = "{base}"
+
+[[routes]]
+path = "/"
+upstream = "http://127.0.0.1:{demo}"
+"#,
+        gw = ports.gateway,
+        base = emulator.base_url(),
+        demo = ports.demo,
+    );
+    let secret = crate::session::random_token(48);
+    let env = move |name: &str| match name {
+        config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
+        config::ENV_SESSION_SECRET => Some(secret.clone()),
+        _ => None,
+    };
+    let config = Config::from_toml(&toml, Path::new("."), &env).map_err(DevError::Config)?;
+    Ok(Dev {
+        config,
+        emulator,
+        demo,
+    })
+}

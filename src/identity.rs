@@ -1,0 +1,231 @@
+//! Identity headers: the ones clients must never set, and the ones the
+//! gateway sets for the upstream.
+//!
+//! Names follow oauth2-proxy so existing apps work unchanged. Every
+//! client-sent copy is removed first, whatever its case and whether it is
+//! spelled with `-` or `_`: CGI-style servers (PHP, WSGI, Rack) map both
+//! `X-Auth-Request-User` and `X_Auth_Request_User` to the same
+//! `HTTP_X_AUTH_REQUEST_USER`, so an underscore copy would be an identity
+//! spoof.
+
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+
+use crate::session::Session;
+
+/// `X-Auth-Request-User`: Apple's `sub`.
+pub const USER: &str = "X-Auth-Request-User";
+/// `X-Auth-Request-Email`.
+pub const EMAIL: &str = "X-Auth-Request-Email";
+/// `X-Auth-Request-Email-Verified`: `true` or `false`.
+pub const EMAIL_VERIFIED: &str = "X-Auth-Request-Email-Verified";
+/// `X-Auth-Request-Private-Email`: `true` or `false`.
+pub const PRIVATE_EMAIL: &str = "X-Auth-Request-Private-Email";
+/// `X-Auth-Request-Name`: display name, percent-encoded UTF-8 when not plain ASCII.
+pub const NAME: &str = "X-Auth-Request-Name";
+/// `X-Forwarded-User`: Apple's `sub` (oauth2-proxy compatible).
+pub const FORWARDED_USER: &str = "X-Forwarded-User";
+/// `X-Forwarded-Email` (oauth2-proxy compatible).
+pub const FORWARDED_EMAIL: &str = "X-Forwarded-Email";
+
+/// Lower-case, `-`-spelled prefixes and names a client may not send.
+const RESERVED_PREFIXES: &[&[u8]] = &[b"x-auth-request-", b"x-applegate-"];
+const RESERVED_NAMES: &[&[u8]] = &[
+    b"x-forwarded-user",
+    b"x-forwarded-email",
+    b"x-forwarded-preferred-username",
+    b"x-forwarded-groups",
+    b"x-forwarded-access-token",
+];
+
+/// Whether a header name is one only the gateway may set.
+pub fn is_reserved(name: &[u8]) -> bool {
+    // Byte-wise compare with `_` read as `-` and ASCII case folded, so no
+    // normalized copy of the name is allocated per header.
+    let eq = |a: &[u8], b: &[u8]| {
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(x, y)| {
+                let x = x.to_ascii_lowercase();
+                (if x == b'_' { b'-' } else { x }) == *y
+            })
+    };
+    RESERVED_PREFIXES
+        .iter()
+        .any(|p| name.len() >= p.len() && eq(&name[..p.len()], p))
+        || RESERVED_NAMES.iter().any(|n| eq(name, n))
+}
+
+/// Removes every reserved header the client sent.
+pub fn strip(req: &mut RequestHeader) {
+    // Fast path: almost no request carries one, so look before allocating.
+    if !req
+        .headers
+        .keys()
+        .any(|k| is_reserved(k.as_str().as_bytes()))
+    {
+        return;
+    }
+    let names: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| is_reserved(k.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in names {
+        // remove_header removes every value of the name.
+        req.remove_header(&name);
+    }
+}
+
+/// A header value for text we did not write: used as is when it is
+/// visible ASCII, else percent-encoded, so it can never break the header.
+fn value(text: &str) -> HeaderValue {
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        if let Ok(v) = HeaderValue::from_str(text) {
+            return v;
+        }
+    }
+    let encoded =
+        percent_encoding::utf8_percent_encode(text, percent_encoding::CONTROLS).to_string();
+    let encoded = encoded
+        .bytes()
+        .map(|b| if b >= 0x7f { '?' } else { b as char })
+        .collect::<String>();
+    HeaderValue::from_str(&encoded).unwrap_or(HeaderValue::from_static(""))
+}
+
+fn flag(b: bool) -> HeaderValue {
+    HeaderValue::from_static(if b { "true" } else { "false" })
+}
+
+/// Sets the identity headers for `s` on the upstream request.
+pub fn inject(req: &mut RequestHeader, s: &Session) -> pingora::Result<()> {
+    let sub = value(&s.sub);
+    req.insert_header(USER, sub.clone())?;
+    req.insert_header(FORWARDED_USER, sub)?;
+    if let Some(email) = &s.email {
+        let email = value(email);
+        req.insert_header(EMAIL, email.clone())?;
+        req.insert_header(FORWARDED_EMAIL, email)?;
+    }
+    req.insert_header(EMAIL_VERIFIED, flag(s.email_verified))?;
+    req.insert_header(PRIVATE_EMAIL, flag(s.is_private_email))?;
+    if let Some(name) = &s.name {
+        let encoded: String = percent_encoding::utf8_percent_encode(name, NAME_ENCODE).to_string();
+        req.insert_header(NAME, value(&encoded))?;
+    }
+    Ok(())
+}
+
+/// Bytes percent-encoded in the name header: controls, non-ASCII, and `%`.
+const NAME_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
+
+/// Removes the gateway's own cookies from the `Cookie` header so the
+/// upstream never sees the session.
+pub fn strip_cookies(req: &mut RequestHeader, is_ours: impl Fn(&str) -> bool) {
+    let Some(_) = req.headers.get(http::header::COOKIE) else {
+        return;
+    };
+    let mut kept = Vec::new();
+    let mut changed = false;
+    for v in req.headers.get_all(http::header::COOKIE) {
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
+            if std::str::from_utf8(name).is_ok_and(&is_ours) {
+                changed = true;
+            } else {
+                kept.push(pair.to_vec());
+            }
+        }
+    }
+    if !changed {
+        return;
+    }
+    req.remove_header(&http::header::COOKIE);
+    if !kept.is_empty() {
+        let joined = kept.join(&b"; "[..]);
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            // Insert cannot fail for a static, valid header name.
+            let _ = req.insert_header(http::header::COOKIE, v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reserved_names_in_every_spelling() {
+        for n in [
+            "x-auth-request-user",
+            "X-Auth-Request-Email",
+            "x_auth_request_user",
+            "X_AUTH_REQUEST_NAME",
+            "x-Auth_Request-anything",
+            "x-forwarded-user",
+            "X_Forwarded_Email",
+            "x-applegate-assertion",
+        ] {
+            assert!(is_reserved(n.as_bytes()), "{n}");
+        }
+        for n in [
+            "x-forwarded-for",
+            "x-auth",
+            "accept",
+            "x-forwarded-users",
+            "authorization",
+        ] {
+            assert!(!is_reserved(n.as_bytes()), "{n}");
+        }
+    }
+
+    #[test]
+    fn strip_removes_all_copies() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Auth-Request-User", "evil").unwrap();
+        req.append_header("x-auth-request-user", "evil2").unwrap();
+        req.append_header("X_Auth_Request_Email", "evil@x").unwrap();
+        req.append_header("Accept", "text/html").unwrap();
+        strip(&mut req);
+        assert_eq!(req.headers.len(), 1);
+        assert!(req.headers.get("accept").is_some());
+    }
+
+    #[test]
+    fn names_are_encoded_safely() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let s = Session {
+            id: "i".into(),
+            sub: "001.abc.1".into(),
+            email: Some("a@b.c".into()),
+            email_verified: true,
+            is_private_email: false,
+            name: Some("José\r\nX-Evil: 1".into()),
+            issued_at: 0,
+            expires_at: 1,
+        };
+        inject(&mut req, &s).unwrap();
+        assert_eq!(req.headers.get(NAME).unwrap(), "Jos%C3%A9%0D%0AX-Evil: 1");
+        assert_eq!(req.headers.get(USER).unwrap(), "001.abc.1");
+        assert_eq!(req.headers.get(EMAIL_VERIFIED).unwrap(), "true");
+        assert_eq!(req.headers.get(PRIVATE_EMAIL).unwrap(), "false");
+    }
+
+    #[test]
+    fn own_cookies_are_not_forwarded() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Cookie", "a=1; applegate=secret; b=2")
+            .unwrap();
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert_eq!(req.headers.get("cookie").unwrap(), "a=1; b=2");
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Cookie", "applegate=secret").unwrap();
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert!(req.headers.get("cookie").is_none());
+    }
+}

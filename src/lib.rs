@@ -1,0 +1,57 @@
+//! applegate: Sign in with Apple in front of existing web apps.
+//!
+//! A reverse proxy on [pingora] that runs Apple's sign-in itself (the
+//! redirect, the `form_post` callback, the code exchange, the id_token
+//! checks) and forwards authenticated requests to the upstream app with
+//! identity headers.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file ([`config::file`]) ▶ validation with every
+//!   problem and its key path ([`config::validate`]) ▶ the typed [`config::Config`].
+//! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks, the
+//!   code exchange. Knows nothing of HTTP serving.
+//! - [`session`]: the sealed session cookie, the login-state cookie of the
+//!   round trip, the revocation set. Knows nothing of Apple.
+//! - [`policy`]: who may pass. [`identity`]: headers stripped and injected.
+//! - [`proxy`]: the pingora `ProxyHttp` (dispatch only), routes, the
+//!   `/oauth2/*` endpoints, responses and the error ▶ status mapping.
+//! - [`server`]: config ▶ a running pingora server.
+//! - [`emulator`], [`demo`], [`dev`], [`httpd`]: the Apple emulator and the
+//!   demo app that `applegate dev` and the tests run beside the gateway.
+//! - [`clock`], [`secret`]: the injected clock and the redacted `Secret<T>`.
+//!
+//! Dependencies point one way: `proxy ▶ {policy, identity, session, apple} ▶ config`.
+//!
+//! # Life of a request
+//!
+//! 1. `request_filter` strips every client-sent identity header
+//!    (`X-Auth-Request-*`, `X-Forwarded-User`, … in any case, `-` or `_`).
+//! 2. `/oauth2/*` is answered by the gateway: `start` seals state, nonce and
+//!    return path into a `SameSite=None` login cookie and redirects to Apple;
+//!    `callback` checks that cookie against Apple's `form_post`, exchanges
+//!    the code, verifies the id_token and sets the session cookie.
+//! 3. Otherwise the route is matched (host, normalized path prefix). Public
+//!    routes go straight on. Others need a session: the cookie is opened
+//!    (AES-256-GCM), checked against the revocation set and the policy.
+//! 4. Without a session a browser navigation is redirected to sign in; an
+//!    API call gets 401 JSON.
+//! 5. `upstream_request_filter` removes the gateway's cookies and sets the
+//!    identity headers; pingora forwards to the route's prebuilt peer.
+//! 6. `logging` writes one access event (never a query, cookie or token).
+//!
+//! The authenticated path does no network I/O and no public-key crypto.
+
+pub mod apple;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod dev;
+pub mod emulator;
+pub mod httpd;
+pub mod identity;
+pub mod policy;
+pub mod proxy;
+pub mod secret;
+pub mod server;
+pub mod session;

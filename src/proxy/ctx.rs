@@ -1,0 +1,67 @@
+//! Per-request state, carried through pingora's phases.
+
+use std::time::Instant;
+
+use crate::session::Session;
+
+/// What the gateway decided, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not decided yet (an error before any decision).
+    Pending,
+    /// Answered by a gateway endpoint (`/oauth2/...`).
+    Endpoint,
+    /// Forwarded on a public route.
+    Public,
+    /// Forwarded with a valid session.
+    Authenticated,
+    /// Browser sent to sign in.
+    SignInRedirect,
+    /// Refused: no valid session (401).
+    Unauthenticated,
+    /// Refused by policy (403).
+    Forbidden,
+    /// No route for this host and path.
+    NoRoute,
+}
+
+impl Outcome {
+    /// The name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Endpoint => "endpoint",
+            Outcome::Public => "public",
+            Outcome::Authenticated => "authenticated",
+            Outcome::SignInRedirect => "sign_in_redirect",
+            Outcome::Unauthenticated => "unauthenticated",
+            Outcome::Forbidden => "forbidden",
+            Outcome::NoRoute => "no_route",
+        }
+    }
+}
+
+/// The request context.
+pub struct Ctx {
+    /// Request id for logs.
+    pub id: u64,
+    pub started: Instant,
+    /// Index into the routes of the matched route.
+    pub route: Option<usize>,
+    /// The session of an authenticated request, for header injection.
+    pub session: Option<Session>,
+    pub outcome: Outcome,
+}
+
+impl Ctx {
+    /// A fresh context with request id `id`.
+    pub fn new(id: u64) -> Self {
+        Ctx {
+            id,
+            started: Instant::now(),
+            route: None,
+            session: None,
+            outcome: Outcome::Pending,
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The gateway's own endpoints under `/oauth2/`.
+//!
+//! - `GET /oauth2/start?rd=<path>`: begin a sign-in; 302 to Apple.
+//! - `POST /oauth2/callback`: Apple's `form_post`; finish the sign-in.
+//! - `GET|POST /oauth2/sign_out?rd=<path>`: end the session.
+//! - `GET /oauth2/userinfo`: the signed-in identity as JSON (or 401).
+//!
+//! Paths and behaviour follow oauth2-proxy so existing links keep working.
+
+use pingora::proxy::Session as Downstream;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ctx::Ctx;
+use super::error::Failure;
+use super::respond::{escape, Response};
+use super::Gateway;
+use crate::session::{find_cookie, random_token, Session};
+
+/// Answers a request to `/oauth2/...`.
+pub async fn serve(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Response {
+    let method = down.req_header().method.clone();
+    let path = down.req_header().uri.path().to_string();
+    let is_get = method == http::Method::GET || method == http::Method::HEAD;
+    let is_post = method == http::Method::POST;
+    match path.as_str() {
+        "/oauth2/start" if is_get => start(gw, down),
+        "/oauth2/start" => page_error(Failure::MethodNotAllowed("GET, HEAD"), ctx, "/oauth2/start"),
+        "/oauth2/callback" if is_post => callback(gw, down, ctx).await,
+        "/oauth2/callback" => page_error(Failure::MethodNotAllowed("POST"), ctx, "/oauth2/start"),
+        "/oauth2/sign_out" if is_get || is_post => sign_out(gw, down),
+        "/oauth2/sign_out" => page_error(
+            Failure::MethodNotAllowed("GET, HEAD, POST"),
+            ctx,
+            "/oauth2/start",
+        ),
+        "/oauth2/userinfo" if is_get => userinfo(gw, down),
+        "/oauth2/userinfo" => json_error(Failure::MethodNotAllowed("GET, HEAD"), ctx),
+        _ => page_error(Failure::NotFound, ctx, "/oauth2/start"),
+    }
+}
+
+fn page_error(f: Failure, ctx: &Ctx, start_again: &str) -> Response {
+    f.log(ctx.id);
+    f.page(start_again)
+}
+
+fn json_error(f: Failure, ctx: &Ctx) -> Response {
+    f.log(ctx.id);
+    f.json()
+}
+
+/// The first value of query parameter `name`.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `rd` as a path on our own origin, or `None` if it could lead anywhere
+/// else. Only a local path is accepted: it must start with one `/` (not
+/// `//` or `/\`, which browsers read as another host), carry no
+/// backslash, whitespace or control character, and, joined to our origin,
+/// still be on our origin (checked with a WHATWG URL parser, as browsers
+/// parse). The result is ASCII (non-ASCII percent-encoded).
+pub fn safe_return_path(origin: &str, rd: &str) -> Option<String> {
+    let b = rd.as_bytes();
+    let shape_ok = rd.len() <= 2048
+        && b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/' | b'\\'))
+        && !rd
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if !shape_ok {
+        return None;
+    }
+    let base = url::Url::parse(origin).ok()?;
+    let joined = url::Url::parse(&format!("{origin}{rd}")).ok()?;
+    if joined.origin() != base.origin()
+        || !joined.username().is_empty()
+        || joined.password().is_some()
+    {
+        return None;
+    }
+    let full = joined.as_str();
+    let path = full.get(base.origin().ascii_serialization().len()..)?;
+    path.starts_with('/').then(|| path.to_string())
+}
+
+/// The sign-in start URL returning to `return_to`.
+pub fn start_url(gw: &Gateway, return_to: &str) -> String {
+    let rd: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    format!("{}/oauth2/start?rd={rd}", gw.public.origin)
+}
+
+fn start(gw: &Gateway, down: &Downstream) -> Response {
+    let rd = query_param(down.req_header().uri.query(), "rd");
+    let return_to = rd
+        .as_deref()
+        .and_then(|rd| safe_return_path(&gw.public.origin, rd))
+        .unwrap_or_else(|| "/".to_string());
+    let (login, set_cookie) = gw.login.begin(return_to, gw.clock.now());
+    Response::redirect(302, gw.apple.authorize_url(&login.state, &login.nonce)).cookie(set_cookie)
+}
+
+/// The fields Apple posts to the callback.
+#[derive(Default)]
+struct CallbackForm {
+    code: Option<String>,
+    state: Option<String>,
+    user: Option<String>,
+    error: Option<String>,
+}
+
+impl CallbackForm {
+    /// Parses the body; a repeated field is refused, so no parameter
+    /// pollution can pick which copy we read.
+    fn parse(body: &[u8]) -> Result<Self, Failure> {
+        let mut f = CallbackForm::default();
+        for (k, v) in form_urlencoded::parse(body) {
+            let slot = match k.as_ref() {
+                "code" => &mut f.code,
+                "state" => &mut f.state,
+                "user" => &mut f.user,
+                "error" => &mut f.error,
+                // id_token is ignored: the one from the code exchange comes
+                // straight from Apple over TLS and is the one we verify.
+                _ => continue,
+            };
+            if slot.replace(v.into_owned()).is_some() {
+                return Err(Failure::BadRequest("repeated callback field"));
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The first-consent `user` field: `{"name":{"firstName","lastName"},"email"}`.
+/// Unsigned, so used for display only, never for identity.
+fn display_name(user_json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Name {
+        first_name: Option<String>,
+        last_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct User {
+        name: Option<Name>,
+    }
+    let user: User = serde_json::from_str(user_json).ok()?;
+    let name = user.name?;
+    let full = [name.first_name, name.last_name]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let full: String = full.chars().filter(|c| !c.is_control()).take(200).collect();
+    (!full.is_empty()).then_some(full)
+}
+
+async fn read_body(down: &mut Downstream, cap: usize) -> Result<Vec<u8>, Failure> {
+    if let Some(len) = down
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
+        if len > cap {
+            return Err(Failure::TooLarge);
+        }
+    }
+    let mut body = Vec::new();
+    loop {
+        match down.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(Failure::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(Failure::BadRequest("unreadable body")),
+        }
+    }
+}
+
+async fn callback(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Response {
+    let form_type = down
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return page_error(
+            Failure::BadRequest("expected a form post"),
+            ctx,
+            "/oauth2/start",
+        );
+    }
+    let form = match read_body(down, gw.max_callback_body)
+        .await
+        .and_then(|b| CallbackForm::parse(&b))
+    {
+        Ok(f) => f,
+        Err(f) => return page_error(f, ctx, "/oauth2/start"),
+    };
+    let now = gw.clock.now();
+    let state = form.state.clone().unwrap_or_default();
+    let clear = gw.login.clear(&state);
+    let cookie_value = gw
+        .login
+        .name_for(&state)
+        .and_then(|name| find_cookie(cookie_headers(down), &name).map(str::to_string));
+    let login = gw.login.finish(&state, cookie_value.as_deref(), now);
+    let return_to = login
+        .as_ref()
+        .map(|l| l.return_to.clone())
+        .unwrap_or_else(|_| "/".into());
+    let again = start_url(gw, &return_to);
+
+    let result = match (&form.error, login) {
+        (Some(e), _) if e == "user_cancelled_authorize" => Ok(Response::page(
+            200,
+            "Sign-in cancelled",
+            &format!(
+                "<p>You cancelled Sign in with Apple. Nothing was shared.</p><p><a class=\"button\" href=\"{}\">Try again</a></p>",
+                escape(&again)
+            ),
+        )),
+        (Some(_), _) => Err(Failure::BadRequest("Apple reported an error")),
+        (None, Err(e)) => Err(Failure::Login(e)),
+        (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now, ctx)
+            .await
+            .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
+    };
+    let resp = result.unwrap_or_else(|f| page_error(f, ctx, &again));
+    match clear {
+        Some(c) => resp.cookie(c),
+        None => resp,
+    }
+}
+
+/// Exchanges the code, checks the id_token and the policy, and returns the
+/// session's `Set-Cookie`.
+async fn finish_sign_in(
+    gw: &Gateway,
+    form: &CallbackForm,
+    nonce: &str,
+    now: u64,
+    ctx: &Ctx,
+) -> Result<String, Failure> {
+    let code = form
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 512)
+        .ok_or(Failure::BadRequest("missing code"))?;
+    let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
+    let email = claims.email.clone();
+    let relay = email.as_deref().is_some_and(|e| {
+        e.to_ascii_lowercase()
+            .ends_with("@privaterelay.appleid.com")
+    });
+    let session = Session {
+        id: random_token(16),
+        sub: claims.sub,
+        email,
+        email_verified: claims.email_verified.unwrap_or(false),
+        is_private_email: claims.is_private_email.unwrap_or(relay),
+        name: form.user.as_deref().and_then(display_name),
+        issued_at: now,
+        expires_at: now + gw.session_cookie.lifetime(),
+    };
+    gw.policy.check(&session)?;
+    tracing::info!(request_id = ctx.id, sub = %session.sub, "signed in");
+    Ok(gw.session_cookie.set_cookie(&session, now))
+}
+
+/// The request's `Cookie` header values.
+pub fn cookie_headers(down: &Downstream) -> impl Iterator<Item = &[u8]> {
+    down.req_header()
+        .headers
+        .get_all(http::header::COOKIE)
+        .into_iter()
+        .map(|v| v.as_bytes())
+}
+
+fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
+    let now = gw.clock.now();
+    if let Some(v) = find_cookie(cookie_headers(down), gw.session_cookie.name()) {
+        if let Ok(s) = gw.session_cookie.open(v, now) {
+            gw.revocations.revoke_session(&s.id, s.expires_at);
+        }
+    }
+    let rd = query_param(down.req_header().uri.query(), "rd")
+        .and_then(|rd| safe_return_path(&gw.public.origin, &rd));
+    let resp = match rd {
+        Some(path) => Response::redirect(302, format!("{}{path}", gw.public.origin)),
+        None => Response::page(
+            200,
+            "Signed out",
+            &format!(
+                "<p>You are signed out.</p><p><a class=\"button\" href=\"{}\">Sign in again</a></p>",
+                escape(&start_url(gw, "/"))
+            ),
+        ),
+    };
+    resp.cookie(gw.session_cookie.clear_cookie())
+}
+
+fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
+    match gw.authenticate(down) {
+        Ok(s) => Response::json(
+            200,
+            &json!({
+                "user": s.sub,
+                "email": s.email,
+                "email_verified": s.email_verified,
+                "is_private_email": s.is_private_email,
+                "name": s.name,
+                "expires_at": s.expires_at,
+            }),
+        ),
+        Err(_) => Response::json(
+            401,
+            &json!({"error": "unauthorized", "message": "sign in required"}),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O: &str = "https://app.example.com";
+
+    #[test]
+    fn return_paths_stay_on_our_origin() {
+        assert_eq!(safe_return_path(O, "/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+        assert_eq!(
+            safe_return_path(O, "/caf\u{e9}").as_deref(),
+            Some("/caf%C3%A9")
+        );
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example",
+            "evil.example",
+            "@evil.example",
+            "javascript:alert(1)",
+            "/ /evil",
+            "",
+        ] {
+            assert_eq!(safe_return_path(O, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn user_field_gives_a_display_name_only() {
+        let u = r#"{"name":{"firstName":"Jane","lastName":"Appleseed"},"email":"j@example.com"}"#;
+        assert_eq!(display_name(u).as_deref(), Some("Jane Appleseed"));
+        assert_eq!(display_name("not json"), None);
+        assert_eq!(display_name(r#"{"email":"x@y"}"#), None);
+    }
+
+    #[test]
+    fn repeated_fields_are_refused() {
+        assert!(CallbackForm::parse(b"state=a&state=b&code=c").is_err());
+        let f = CallbackForm::parse(b"state=a&code=c&id_token=x&extra=1").unwrap();
+        assert_eq!(
+            (f.state.as_deref(), f.code.as_deref()),
+            (Some("a"), Some("c"))
+        );
+    }
+}

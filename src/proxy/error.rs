@@ -1,0 +1,155 @@
+//! Domain errors ▶ HTTP status, in one place.
+//!
+//! Clients get a short, generic message; the log gets the cause (never a
+//! secret, code, token or cookie). Operator mistakes (`invalid_client`) are
+//! logged at error level with the likely causes.
+
+use serde_json::json;
+
+use super::respond::{escape, Response};
+use crate::apple::AppleError;
+use crate::policy::Denied;
+use crate::session::login_state::LoginError;
+
+/// Why a gateway endpoint or check refused a request.
+#[derive(Debug)]
+pub enum Failure {
+    /// The login round trip did not check out.
+    Login(LoginError),
+    /// Apple refused, could not be reached, or sent a bad token.
+    Apple(AppleError),
+    /// The policy refused the user.
+    Denied(Denied),
+    /// The request was malformed; the text says how.
+    BadRequest(&'static str),
+    /// The body exceeded its cap.
+    TooLarge,
+    /// Wrong method; the value is the `Allow` header.
+    MethodNotAllowed(&'static str),
+    /// No such endpoint or route.
+    NotFound,
+}
+
+impl Failure {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        match self {
+            Failure::Login(_) | Failure::BadRequest(_) => 400,
+            Failure::Apple(AppleError::InvalidGrant { .. }) => 400,
+            Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => 401,
+            Failure::Apple(_) => 502,
+            Failure::Denied(_) => 403,
+            Failure::TooLarge => 413,
+            Failure::MethodNotAllowed(_) => 405,
+            Failure::NotFound => 404,
+        }
+    }
+
+    /// Logs the cause at the level it deserves.
+    pub fn log(&self, request_id: u64) {
+        match self {
+            Failure::Apple(e @ AppleError::InvalidClient { .. }) => {
+                tracing::error!(request_id, error = %e, "sign-in failed: Apple rejected the gateway's credentials");
+            }
+            Failure::Apple(
+                e @ (AppleError::Unreachable(_)
+                | AppleError::BadResponse(_)
+                | AppleError::Signing(_)),
+            ) => {
+                tracing::error!(request_id, error = %e, "sign-in failed");
+            }
+            Failure::Apple(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
+            Failure::Login(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
+            Failure::Denied(e) => {
+                tracing::info!(request_id, reason = %e, "access denied by policy")
+            }
+            other => tracing::debug!(request_id, error = ?other, "request refused"),
+        }
+    }
+
+    /// A page for a browser, with a way to start again where that helps.
+    pub fn page(&self, start_again: &str) -> Response {
+        let again = format!(
+            "<p><a class=\"button\" href=\"{}\">Sign in again</a></p>",
+            escape(start_again)
+        );
+        let (title, text, retry) = match self {
+            Failure::Login(_) | Failure::Apple(AppleError::InvalidGrant { .. }) => (
+                "Sign-in expired",
+                "This sign-in could not be completed: it took too long, was already used, or was started in another browser.",
+                true,
+            ),
+            Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => (
+                "Sign-in refused",
+                "Apple's answer could not be verified, so no session was created.",
+                true,
+            ),
+            Failure::Apple(AppleError::InvalidClient { .. }) => (
+                "Sign in with Apple is misconfigured",
+                "Apple did not accept this site's credentials. The administrator will find the details in the gateway's log.",
+                false,
+            ),
+            Failure::Apple(_) => (
+                "Apple is not answering",
+                "Sign in with Apple could not be reached. Please try again in a moment.",
+                true,
+            ),
+            Failure::Denied(_) => (
+                "Access denied",
+                "Your Apple ID is not allowed to use this site.",
+                false,
+            ),
+            Failure::BadRequest(_) => ("Bad request", "The request could not be understood.", false),
+            Failure::TooLarge => ("Request too large", "The request was larger than allowed.", false),
+            Failure::MethodNotAllowed(_) => ("Method not allowed", "This address does not take that method.", false),
+            Failure::NotFound => ("Not found", "There is nothing here.", false),
+        };
+        let body = format!(
+            "<p>{}</p>{}",
+            escape(text),
+            if retry { again.as_str() } else { "" }
+        );
+        self.finish(Response::page(self.status(), title, &body))
+    }
+
+    /// A JSON answer for an API client.
+    pub fn json(&self) -> Response {
+        let (error, message) = match self {
+            Failure::Denied(_) => ("forbidden", "access denied by policy"),
+            Failure::NotFound => ("not_found", "no such route"),
+            Failure::TooLarge => ("too_large", "request body too large"),
+            Failure::MethodNotAllowed(_) => ("method_not_allowed", "method not allowed"),
+            Failure::BadRequest(m) => ("bad_request", *m),
+            _ => ("unauthorized", "sign in required"),
+        };
+        self.finish(Response::json(
+            self.status(),
+            &json!({"error": error, "message": message}),
+        ))
+    }
+
+    fn finish(&self, r: Response) -> Response {
+        match self {
+            Failure::MethodNotAllowed(allow) => r.header("Allow", *allow),
+            _ => r,
+        }
+    }
+}
+
+impl From<LoginError> for Failure {
+    fn from(e: LoginError) -> Self {
+        Failure::Login(e)
+    }
+}
+
+impl From<AppleError> for Failure {
+    fn from(e: AppleError) -> Self {
+        Failure::Apple(e)
+    }
+}
+
+impl From<Denied> for Failure {
+    fn from(e: Denied) -> Self {
+        Failure::Denied(e)
+    }
+}

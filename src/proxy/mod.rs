@@ -1,0 +1,255 @@
+//! The pingora proxy: `impl ProxyHttp` that only dispatches.
+//!
+//! Each phase is a few lines calling named functions in the modules that
+//! decide: [`identity`](crate::identity) strips and injects headers,
+//! [`endpoints`] answers `/oauth2/*`, [`route`] picks the upstream, the
+//! session module opens cookies, and the policy decides who passes.
+
+pub mod ctx;
+pub mod endpoints;
+pub mod error;
+pub mod respond;
+pub mod route;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::proxy::{ProxyHttp, Session as Downstream};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType};
+use serde_json::json;
+
+use crate::apple;
+use crate::clock::SharedClock;
+use crate::config::{AuthMode, Config, PublicUrl};
+use crate::identity;
+use crate::policy::Policy;
+use crate::session::{find_cookie, LoginCookie, Revocations, Session, SessionCookie, SessionError};
+use ctx::{Ctx, Outcome};
+use error::Failure;
+use respond::Response;
+use route::Routes;
+
+/// Everything the proxy needs, built once from the config and shared
+/// read-only by all requests.
+pub struct Gateway {
+    pub public: PublicUrl,
+    pub apple: Arc<apple::Client>,
+    pub session_cookie: SessionCookie,
+    pub login: LoginCookie,
+    pub revocations: Arc<Revocations>,
+    pub policy: Policy,
+    pub routes: Routes,
+    pub clock: SharedClock,
+    pub max_callback_body: usize,
+    access_log: bool,
+    next_request_id: AtomicU64,
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config.
+    pub fn new(
+        config: &Config,
+        clock: SharedClock,
+        revocations: Arc<Revocations>,
+    ) -> Result<Self, apple::AppleError> {
+        let apple = apple::Client::new(
+            &config.apple,
+            config.server.public_url.callback_url(),
+            clock.clone(),
+        )?;
+        Ok(Gateway {
+            public: config.server.public_url.clone(),
+            apple: Arc::new(apple),
+            session_cookie: SessionCookie::new(&config.session),
+            login: LoginCookie::new(&config.session),
+            revocations,
+            policy: Policy::new(&config.policy),
+            routes: Routes::new(&config.routes),
+            clock,
+            max_callback_body: config.server.max_callback_body,
+            access_log: config.log.access,
+            next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
+        })
+    }
+
+    /// The session of this request, if it carries a valid, unrevoked one.
+    pub fn authenticate(&self, down: &Downstream) -> Result<Session, SessionError> {
+        let value = find_cookie(endpoints::cookie_headers(down), self.session_cookie.name())
+            .ok_or(SessionError::Missing)?;
+        let s = self.session_cookie.open(value, self.clock.now())?;
+        if self.revocations.is_revoked(&s) {
+            return Err(SessionError::Revoked);
+        }
+        Ok(s)
+    }
+
+    /// Decides a non-endpoint request: `None` to forward it, or the
+    /// response that answers it.
+    fn admit(&self, down: &Downstream, ctx: &mut Ctx) -> Option<Response> {
+        let req = down.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .map(|h| h.as_bytes())
+            .or_else(|| req.uri.host().map(str::as_bytes));
+        let browser = is_browser_navigation(req);
+        let Some(route) = self.routes.find(host, req.uri.path()) else {
+            ctx.outcome = Outcome::NoRoute;
+            return Some(if browser {
+                Failure::NotFound.page("/")
+            } else {
+                Failure::NotFound.json()
+            });
+        };
+        ctx.route = Some(route.index);
+        if route.auth == AuthMode::Public {
+            ctx.outcome = Outcome::Public;
+            return None;
+        }
+        match self.authenticate(down) {
+            Ok(s) => match self.policy.check(&s) {
+                Ok(()) => {
+                    ctx.outcome = Outcome::Authenticated;
+                    ctx.session = Some(s);
+                    None
+                }
+                Err(denied) => {
+                    ctx.outcome = Outcome::Forbidden;
+                    let f = Failure::Denied(denied);
+                    f.log(ctx.id);
+                    Some(if browser { f.page("/") } else { f.json() })
+                }
+            },
+            Err(e) if browser => {
+                ctx.outcome = Outcome::SignInRedirect;
+                let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                let resp = Response::redirect(302, endpoints::start_url(self, path));
+                // A cookie that does not open is dead weight on every request.
+                Some(if e == SessionError::Missing {
+                    resp
+                } else {
+                    resp.cookie(self.session_cookie.clear_cookie())
+                })
+            }
+            Err(_) => {
+                ctx.outcome = Outcome::Unauthenticated;
+                Some(
+                    Response::json(
+                        401,
+                        &json!({"error": "unauthorized", "message": "sign in required"}),
+                    )
+                    .header("WWW-Authenticate", "Cookie realm=\"applegate\""),
+                )
+            }
+        }
+    }
+
+    fn is_our_cookie(&self, name: &str) -> bool {
+        name == self.session_cookie.name() || self.login.is_login_cookie(name)
+    }
+}
+
+/// Whether a request is a top-level browser navigation (worth a redirect to
+/// Apple's page) rather than an API or XHR call (which gets 401).
+pub fn is_browser_navigation(req: &RequestHeader) -> bool {
+    let h = &req.headers;
+    let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let xhr = h.contains_key("x-requested-with");
+    let navigate = h
+        .get("sec-fetch-mode")
+        .is_none_or(|m| m.as_bytes().eq_ignore_ascii_case(b"navigate"));
+    let html = h.get_all(http::header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+    });
+    method_ok && !xhr && navigate && html
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx::new(self.next_request_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// In this phase the gateway removes client-sent identity headers,
+    /// answers its own endpoints, and admits or refuses the request.
+    async fn request_filter(&self, down: &mut Downstream, ctx: &mut Ctx) -> pingora::Result<bool> {
+        identity::strip(down.req_header_mut());
+        let path = down.req_header().uri.path();
+        if path.starts_with("/oauth2/") || path == "/oauth2" {
+            ctx.outcome = Outcome::Endpoint;
+            let resp = endpoints::serve(self, down, ctx).await;
+            respond::send(down, resp).await?;
+            return Ok(true);
+        }
+        match self.admit(down, ctx) {
+            None => Ok(false),
+            Some(resp) => {
+                respond::send(down, resp).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// In this phase the gateway hands pingora the matched route's peer,
+    /// built once at start.
+    async fn upstream_peer(
+        &self,
+        _down: &mut Downstream,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .and_then(|i| self.routes.get(i))
+            .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
+        Ok(Box::new(route.peer.clone()))
+    }
+
+    /// In this phase the gateway removes its own cookies and sets the
+    /// identity headers on the request to the upstream.
+    async fn upstream_request_filter(
+        &self,
+        _down: &mut Downstream,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        identity::strip_cookies(req, |n| self.is_our_cookie(n));
+        if let Some(s) = &ctx.session {
+            identity::inject(req, s)?;
+        }
+        Ok(())
+    }
+
+    /// In this phase the gateway writes exactly one access event.
+    async fn logging(&self, down: &mut Downstream, e: Option<&Error>, ctx: &mut Ctx) {
+        if !self.access_log {
+            return;
+        }
+        let req = down.req_header();
+        let status = down.response_written().map_or(0, |r| r.status.as_u16());
+        tracing::info!(
+            target: "applegate::access",
+            request_id = ctx.id,
+            method = %req.method,
+            path = req.uri.path(),
+            status,
+            outcome = ctx.outcome.as_str(),
+            route = ctx.route,
+            duration_us = ctx.started.elapsed().as_micros() as u64,
+            error = e.map(|e| e.etype().as_str()),
+        );
+    }
+
+    /// The request summary pingora puts in its error logs: method and path
+    /// only, because a query string can carry codes or tokens.
+    fn request_summary(&self, down: &Downstream, _ctx: &Ctx) -> String {
+        let req = down.req_header();
+        format!("{} {}", req.method, req.uri.path())
+    }
+}

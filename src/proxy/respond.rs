@@ -1,0 +1,125 @@
+//! Responses the gateway writes itself: pages, JSON, redirects.
+//!
+//! Every such response is `Cache-Control: no-store` (it carries cookies or
+//! depends on them), `nosniff`, and `Referrer-Policy: no-referrer` (so the
+//! return path in a query never leaks to Apple or elsewhere). Pages have a
+//! CSP that allows no script at all.
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+/// A response to write downstream.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: Bytes,
+}
+
+impl Response {
+    /// A bodiless response.
+    pub fn empty(status: u16) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// An HTML page with `title` and `body_html` (already escaped).
+    pub fn page(status: u16, title: &str, body_html: &str) -> Self {
+        let html = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{t}</title><style>body{{font:16px/1.5 -apple-system,system-ui,sans-serif;max-width:34em;margin:4em auto;padding:0 1em;color:#1d1d1f}}\
+a.button{{display:inline-block;background:#000;color:#fff;padding:.6em 1.2em;border-radius:.5em;text-decoration:none}}</style>\
+</head><body><h1>{t}</h1>\n{body_html}\n</body></html>\n",
+            t = escape(title)
+        );
+        Response {
+            status,
+            headers: vec![
+                ("Content-Type", "text/html; charset=utf-8".into()),
+                (
+                    "Content-Security-Policy",
+                    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'".into(),
+                ),
+            ],
+            body: Bytes::from(html),
+        }
+    }
+
+    /// A JSON body.
+    pub fn json(status: u16, value: &serde_json::Value) -> Self {
+        Response {
+            status,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: Bytes::from(value.to_string()),
+        }
+    }
+
+    /// A redirect with `status` (302 or 303) to `location`.
+    pub fn redirect(status: u16, location: String) -> Self {
+        Response::empty(status).header("Location", location)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// Adds a `Set-Cookie`.
+    pub fn cookie(self, set_cookie: String) -> Self {
+        self.header("Set-Cookie", set_cookie)
+    }
+
+    /// The body, for tests.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The first value of header `name`, for tests.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Writes `resp` to the client (no body for HEAD).
+pub async fn send(session: &mut Session, resp: Response) -> pingora::Result<()> {
+    let head = session.req_header().method == http::Method::HEAD;
+    let mut h = ResponseHeader::build(resp.status, Some(resp.headers.len() + 5))?;
+    h.insert_header("Cache-Control", "no-store")?;
+    h.insert_header("X-Content-Type-Options", "nosniff")?;
+    h.insert_header("Referrer-Policy", "no-referrer")?;
+    for (name, value) in resp.headers {
+        h.append_header(name, value)?;
+    }
+    h.insert_header("Content-Length", resp.body.len().to_string())?;
+    let empty = head || resp.body.is_empty();
+    session.write_response_header(Box::new(h), empty).await?;
+    if !empty {
+        session.write_response_body(Some(resp.body), true).await?;
+    }
+    Ok(())
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,185 @@
+//! Config ▶ a running pingora server.
+//!
+//! Builds pingora's own settings from our config (no pingora YAML: users
+//! edit one file), the proxy service on the configured listener, and a
+//! background service for periodic upkeep. The caller supplies the shutdown
+//! signal, so the binary stops on SIGTERM/SIGINT and tests stop the real
+//! server when they are done.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::proxy::Gateway;
+use crate::session::Revocations;
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The revocation file could not be opened.
+    Revocations(std::io::Error),
+    /// The Apple client could not be built.
+    Apple(crate::apple::AppleError),
+    /// The server thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Revocations(e) => write!(f, "revocation.file: {e}"),
+            StartError::Apple(e) => write!(f, "{e}"),
+            StartError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Periodic upkeep: drops expired revocations and keeps Apple's keys fresh.
+struct Upkeep {
+    revocations: Arc<Revocations>,
+    apple: Arc<crate::apple::Client>,
+    clock: SharedClock,
+}
+
+#[async_trait]
+impl BackgroundService for Upkeep {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Apple rotates keys rarely; a daily refresh keeps a rotated-in key
+        // ready before the first token under it arrives.
+        let mut prune = tokio::time::interval(Duration::from_secs(600));
+        let mut keys = tokio::time::interval(Duration::from_secs(86_400));
+        keys.tick().await; // the first fetch happens on the first sign-in
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = prune.tick() => self.revocations.prune(self.clock.now()),
+                _ = keys.tick() => {
+                    if let Err(e) = self.apple.jwks.refresh().await {
+                        tracing::warn!(error = %e, "periodic refresh of Apple's keys failed; keeping the keys we have");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Builds the pingora server for `config`.
+pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> {
+    let grace = config.server.grace_period.as_secs();
+    let conf = ServerConf {
+        threads: config.server.threads,
+        grace_period_seconds: Some(grace),
+        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+    let revocations = Arc::new(match &config.revocation.file {
+        Some(path) => Revocations::open(path, clock.now()).map_err(StartError::Revocations)?,
+        None => Revocations::in_memory(),
+    });
+    let gateway =
+        Gateway::new(config, clock.clone(), revocations.clone()).map_err(StartError::Apple)?;
+    let upkeep = Upkeep {
+        revocations,
+        apple: gateway.apple.clone(),
+        clock,
+    };
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "applegate");
+    proxy.add_tcp(&config.server.listen.to_string());
+    server.add_service(proxy);
+    server.add_service(background_service("upkeep", upkeep));
+    Ok(server)
+}
+
+/// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
+pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
+    let server = build(config, clock)?;
+    tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin, "applegate started");
+    server.run(RunArgs::default());
+    Ok(())
+}
+
+/// A shutdown signal the caller triggers.
+struct Trigger(tokio::sync::watch::Receiver<bool>);
+
+#[async_trait]
+impl ShutdownSignalWatch for Trigger {
+    async fn recv(&self) -> ShutdownSignal {
+        let mut rx = self.0.clone();
+        // An error means the sender is gone: stop as well.
+        let _ = rx.wait_for(|stop| *stop).await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// A gateway running on its own thread, stopped when dropped.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the gateway and waits for its thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Starts the gateway on a thread and waits until it accepts connections
+/// (for `dev` and tests; the binary uses [`run`]).
+pub fn spawn(config: &Config, clock: SharedClock) -> Result<Running, StartError> {
+    let server = build(config, clock)?;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("applegate".into())
+        .spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(Trigger(rx)),
+            })
+        })
+        .map_err(StartError::Thread)?;
+    let addr = config.server.listen;
+    let probe = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    // Pingora binds inside its runtime; wait (bounded) until it listens.
+    for _ in 0..500 {
+        if std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(50)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(Running {
+        addr,
+        stop,
+        thread: Some(thread),
+    })
+}

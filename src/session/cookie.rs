@@ -1,0 +1,252 @@
+//! The session cookie: sealed, self-contained, rotated keys.
+//!
+//! The cookie holds the whole session (`sub`, email, flags, name, times, a
+//! session id), sealed with AES-256-GCM under the first configured key and
+//! opened with any of them, so keys rotate without signing everyone out.
+
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use super::SessionError;
+use crate::config;
+use crate::secret::Secret;
+
+/// Seals and opens values under the configured keys.
+#[derive(Clone)]
+pub struct Sealer {
+    keys: Secret<Vec<Key>>,
+}
+
+impl Sealer {
+    /// A sealer with `keys`; the first seals, all open. `keys` is never empty
+    /// (config validation requires a secret).
+    pub fn new(keys: Secret<Vec<Key>>) -> Self {
+        Sealer { keys }
+    }
+
+    /// Seals `value` as the value of cookie `name`.
+    pub fn seal<T: Serialize>(&self, name: &str, value: &T) -> String {
+        // Serializing our own plain structs cannot fail.
+        let json = serde_json::to_string(value).expect("session state serializes");
+        let mut jar = CookieJar::new();
+        let key = &self.keys.expose()[0];
+        jar.private_mut(key)
+            .add(Cookie::new(name.to_string(), json));
+        jar.get(name)
+            .map(|c| c.value().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Opens cookie `name`'s `value`, trying every key.
+    pub fn open<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
+        let jar = CookieJar::new();
+        self.keys.expose().iter().find_map(|key| {
+            let c = jar
+                .private(key)
+                .decrypt(Cookie::new(name.to_string(), value.to_string()))?;
+            serde_json::from_str(c.value()).ok()
+        })
+    }
+}
+
+/// A signed-in user's session, as sealed in the cookie. Short field names
+/// keep the cookie small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Random session id, what sign-out revokes.
+    #[serde(rename = "i")]
+    pub id: String,
+    /// Apple's `sub`: the identity.
+    #[serde(rename = "s")]
+    pub sub: String,
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(rename = "v")]
+    pub email_verified: bool,
+    #[serde(rename = "p")]
+    pub is_private_email: bool,
+    /// Display name from the first-consent `user` field (unsigned, display only).
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "t")]
+    pub issued_at: u64,
+    #[serde(rename = "x")]
+    pub expires_at: u64,
+}
+
+/// The session cookie's name, attributes and keys.
+#[derive(Clone)]
+pub struct SessionCookie {
+    sealer: Sealer,
+    name: String,
+    domain: Option<String>,
+    secure: bool,
+    same_site: SameSite,
+    lifetime: u64,
+}
+
+impl SessionCookie {
+    /// From `[session]`.
+    pub fn new(cfg: &config::Session) -> Self {
+        SessionCookie {
+            sealer: Sealer::new(cfg.keys.clone()),
+            name: cfg.cookie_name.clone(),
+            domain: cfg.cookie_domain.clone(),
+            secure: cfg.secure,
+            same_site: match cfg.same_site {
+                config::SameSite::Lax => SameSite::Lax,
+                config::SameSite::Strict => SameSite::Strict,
+            },
+            lifetime: cfg.lifetime.as_secs(),
+        }
+    }
+
+    /// The cookie name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Session lifetime in seconds.
+    pub fn lifetime(&self) -> u64 {
+        self.lifetime
+    }
+
+    /// Opens a cookie value and checks its expiry at `now`.
+    pub fn open(&self, value: &str, now: u64) -> Result<Session, SessionError> {
+        let s: Session = self
+            .sealer
+            .open(&self.name, value)
+            .ok_or(SessionError::Invalid)?;
+        if now >= s.expires_at {
+            return Err(SessionError::Expired);
+        }
+        Ok(s)
+    }
+
+    /// The `Set-Cookie` value that stores `session`.
+    pub fn set_cookie(&self, session: &Session, now: u64) -> String {
+        let value = self.sealer.seal(&self.name, session);
+        let max_age = session.expires_at.saturating_sub(now) as i64;
+        self.cookie(value, max_age)
+    }
+
+    /// The `Set-Cookie` value that deletes the session cookie.
+    pub fn clear_cookie(&self) -> String {
+        self.cookie(String::new(), 0)
+    }
+
+    fn cookie(&self, value: String, max_age: i64) -> String {
+        let mut c = Cookie::build((self.name.clone(), value))
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(self.same_site)
+            .max_age(cookie::time::Duration::seconds(max_age));
+        if let Some(d) = &self.domain {
+            c = c.domain(d.clone());
+        }
+        c.build().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn cfg(secret: &str) -> config::Session {
+        config::Session {
+            keys: Secret::new(vec![Key::derive_from(secret.as_bytes())]),
+            cookie_name: "__Host-applegate".into(),
+            cookie_domain: None,
+            lifetime: Duration::from_secs(3600),
+            login_timeout: Duration::from_secs(600),
+            same_site: config::SameSite::Lax,
+            secure: true,
+        }
+    }
+
+    fn session() -> Session {
+        Session {
+            id: "sid".into(),
+            sub: "001234.abc.0001".into(),
+            email: Some("a@example.com".into()),
+            email_verified: true,
+            is_private_email: false,
+            name: Some("Jane Appleseed".into()),
+            issued_at: 1000,
+            expires_at: 4600,
+        }
+    }
+
+    fn value_of(set_cookie: &str) -> String {
+        Cookie::parse(set_cookie.to_string())
+            .unwrap()
+            .value()
+            .to_string()
+    }
+
+    const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
+    const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+
+    #[test]
+    fn seals_and_opens() {
+        let c = SessionCookie::new(&cfg(A));
+        let v = value_of(&c.set_cookie(&session(), 1000));
+        assert_eq!(c.open(&v, 1001), Ok(session()));
+        assert_eq!(c.open(&v, 4600), Err(SessionError::Expired));
+    }
+
+    #[test]
+    fn tampered_or_foreign_cookies_do_not_open() {
+        let c = SessionCookie::new(&cfg(A));
+        let v = value_of(&c.set_cookie(&session(), 1000));
+        let mut bytes = v.clone().into_bytes();
+        bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
+        assert_eq!(
+            c.open(std::str::from_utf8(&bytes).unwrap(), 1001),
+            Err(SessionError::Invalid)
+        );
+        let other = SessionCookie::new(&cfg(B));
+        assert_eq!(other.open(&v, 1001), Err(SessionError::Invalid));
+        assert_eq!(
+            c.open("not base64 at all!", 1001),
+            Err(SessionError::Invalid)
+        );
+    }
+
+    #[test]
+    fn rotation_opens_old_cookies_and_seals_with_the_first_key() {
+        let old = SessionCookie::new(&cfg(A));
+        let v = value_of(&old.set_cookie(&session(), 1000));
+        let mut rotated = cfg(B);
+        rotated.keys = Secret::new(vec![
+            Key::derive_from(B.as_bytes()),
+            Key::derive_from(A.as_bytes()),
+        ]);
+        let rotated = SessionCookie::new(&rotated);
+        assert_eq!(rotated.open(&v, 1001), Ok(session()));
+        let fresh = value_of(&rotated.set_cookie(&session(), 1000));
+        assert_eq!(
+            SessionCookie::new(&cfg(B)).open(&fresh, 1001),
+            Ok(session())
+        );
+        assert_eq!(old.open(&fresh, 1001), Err(SessionError::Invalid));
+    }
+
+    #[test]
+    fn cookie_attributes() {
+        let c = SessionCookie::new(&cfg(A));
+        let s = c.set_cookie(&session(), 1000);
+        assert!(s.starts_with("__Host-applegate="));
+        for attr in [
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=3600",
+        ] {
+            assert!(s.contains(attr), "{s} lacks {attr}");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Sessions: the sealed session cookie, the sign-in round trip's
+//! login-state cookie, and the revocation set.
+//!
+//! This module knows nothing of Apple: a session is who signed in and until
+//! when, sealed with AES-256-GCM (the `cookie` crate's private jar, with the
+//! cookie name as associated data so one sealed cookie cannot stand in for
+//! another). The server keeps no session store, only the set of revoked
+//! sessions.
+
+pub mod cookie;
+pub mod login_state;
+pub mod revocation;
+
+use std::fmt;
+
+pub use self::cookie::{Sealer, Session, SessionCookie};
+pub use login_state::{LoginCookie, LoginState};
+pub use revocation::Revocations;
+
+/// Why a cookie did not yield a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// No session cookie in the request.
+    Missing,
+    /// The cookie did not open under any key: tampered, truncated, or
+    /// sealed under a key we do not hold.
+    Invalid,
+    /// The session's lifetime has passed.
+    Expired,
+    /// The session was signed out or its user's access revoked.
+    Revoked,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionError::Missing => "no session cookie",
+            SessionError::Invalid => "session cookie does not open under any key",
+            SessionError::Expired => "session expired",
+            SessionError::Revoked => "session revoked",
+        })
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// `n` random bytes as unpadded base64url: state, nonce and session ids.
+pub fn random_token(n: usize) -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The value of cookie `name` in a request's `Cookie` header values.
+pub fn find_cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
+    for header in headers {
+        for pair in header.split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
+            if let Some(rest) = pair.strip_prefix(name.as_bytes()) {
+                if let Some(value) = rest.strip_prefix(b"=") {
+                    return std::str::from_utf8(value).ok();
+                }
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_cookie_by_exact_name() {
+        let h: Vec<&[u8]> = vec![b"a=1; applegate-x=2", b"applegate=3; b=4"];
+        assert_eq!(find_cookie(h.iter().copied(), "applegate"), Some("3"));
+        assert_eq!(find_cookie(h.iter().copied(), "applegate-x"), Some("2"));
+        assert_eq!(find_cookie(h.iter().copied(), "c"), None);
+    }
+
+    #[test]
+    fn random_tokens_differ_and_carry_enough_bits() {
+        let a = random_token(16);
+        assert_eq!(a.len(), 22);
+        assert_ne!(a, random_token(16));
+    }
+}
