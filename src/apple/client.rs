@@ -71,6 +71,7 @@ impl Client {
             format!("{}/auth/keys", apple.base_url),
             http.clone(),
             apple.keys_refetch_interval,
+            clock.clone(),
         );
         let secret = ClientSecret::new(
             &apple.team_id,

@@ -8,12 +8,13 @@
 //! while Apple is down.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
 use super::AppleError;
+use crate::clock::SharedClock;
 
 /// The cache of Apple's public keys.
 pub struct Jwks {
@@ -23,10 +24,12 @@ pub struct Jwks {
     /// we not fetch per token. Bounded: Apple publishes a handful of keys;
     /// the capacity only guards against a hostile keys endpoint.
     keys: moka::sync::Cache<String, Arc<DecodingKey>>,
-    /// Single flight: the time of the last fetch, held while fetching so
-    /// concurrent misses wait for one fetch instead of starting their own.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
-    min_refetch_interval: Duration,
+    /// Single flight: the time of the last fetch (seconds, injected clock),
+    /// held while fetching so concurrent misses wait for one fetch instead
+    /// of starting their own.
+    last_fetch: tokio::sync::Mutex<Option<u64>>,
+    min_refetch_interval: u64,
+    clock: Option<SharedClock>,
 }
 
 #[derive(Deserialize)]
@@ -47,12 +50,13 @@ struct Jwk {
 
 impl Jwks {
     /// Keys fetched from `url` (Apple's `/auth/keys`) with `http`.
-    pub fn new(url: String, http: reqwest::Client, min_refetch_interval: Duration) -> Self {
+    pub fn new(url: String, http: reqwest::Client, min_refetch_interval: Duration, clock: SharedClock) -> Self {
         Jwks {
             source: Some((url, http)),
             keys: Self::cache(),
             last_fetch: tokio::sync::Mutex::new(None),
-            min_refetch_interval,
+            min_refetch_interval: min_refetch_interval.as_secs(),
+            clock: Some(clock),
         }
     }
 
@@ -62,7 +66,8 @@ impl Jwks {
             source: None,
             keys: Self::cache(),
             last_fetch: tokio::sync::Mutex::new(None),
-            min_refetch_interval: Duration::MAX,
+            min_refetch_interval: u64::MAX,
+            clock: None,
         };
         jwks.load(json)?;
         Ok(jwks)
@@ -82,11 +87,14 @@ impl Jwks {
         if let Some(k) = self.keys.get(kid) {
             return Ok(k);
         }
-        let recently = last.is_some_and(|t| t.elapsed() < self.min_refetch_interval);
-        if self.source.is_none() || recently {
+        let Some(clock) = &self.clock else {
+            return Err(AppleError::UnknownKey(kid.to_string()));
+        };
+        let now = clock.now();
+        if last.is_some_and(|t| now < t.saturating_add(self.min_refetch_interval)) {
             return Err(AppleError::UnknownKey(kid.to_string()));
         }
-        *last = Some(Instant::now());
+        *last = Some(now);
         self.fetch().await?;
         self.keys
             .get(kid)
@@ -96,7 +104,7 @@ impl Jwks {
     /// Fetches the key set now (start-up warm-up and periodic refresh).
     pub async fn refresh(&self) -> Result<usize, AppleError> {
         let mut last = self.last_fetch.lock().await;
-        *last = Some(Instant::now());
+        *last = self.clock.as_ref().map(|c| c.now());
         self.fetch().await
     }
 

@@ -1,0 +1,168 @@
+//! The test stack: the real gateway (pingora, in process), the Apple
+//! emulator and the demo upstream, each on its own ephemeral port, talking
+//! real HTTP over loopback.
+
+#![allow(dead_code)]
+
+pub mod browser;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use applegate::clock::{ManualClock, SharedClock, SystemClock, Clock};
+use applegate::config::{self, Config};
+use applegate::emulator::{self, Emulator};
+use applegate::{demo, httpd, server};
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+#[allow(unused_imports)]
+pub use browser::{Browser, Nav, Person};
+
+pub const TEAM_ID: &str = "TEAM123456";
+pub const KEY_ID: &str = "KEY1234567";
+pub const SERVICES_ID: &str = "com.example.web";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file of the shared test data beside the repository (`../shared`).
+pub fn shared(path: &str) -> PathBuf {
+    let p = root().join("..").join("shared").join(path);
+    assert!(p.exists(), "test data {} is missing: the repository expects ../shared beside it", p.display());
+    p
+}
+
+/// A free loopback port (bound then released; pingora binds it again).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// How to build a stack.
+pub struct Options {
+    /// Extra TOML appended to the generated config (e.g. a [policy]).
+    pub extra_toml: String,
+    /// A public route to the demo app at this prefix.
+    pub public_prefix: Option<String>,
+    /// The clock shared by gateway and emulator.
+    pub clock: SharedClock,
+    /// Session secrets (one per line), first seals.
+    pub session_secret: String,
+    /// Sign client secrets with this key instead of the one registered at
+    /// the emulator (to provoke `invalid_client`).
+    pub wrong_key: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            extra_toml: String::new(),
+            public_prefix: None,
+            clock: Arc::new(SystemClock),
+            session_secret: "b0f1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5".into(),
+            wrong_key: false,
+        }
+    }
+}
+
+/// A running stack.
+pub struct Stack {
+    pub gateway: server::Running,
+    pub emulator: Emulator,
+    pub demo: httpd::Handle,
+    pub config: Config,
+    /// `http://localhost:<port>`: the gateway's public URL.
+    pub url: String,
+    pub key: SigningKey,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        Stack::with(Options::default())
+    }
+
+    pub fn with(opts: Options) -> Stack {
+        let key = SigningKey::random(&mut rand::thread_rng());
+        let port = free_port();
+        let url = format!("http://localhost:{port}");
+        let demo = demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let emulator = Emulator::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            emulator::Options {
+                clients: vec![emulator::Client {
+                    client_id: SERVICES_ID.into(),
+                    team_id: TEAM_ID.into(),
+                    key_id: KEY_ID.into(),
+                    public_key: *key.verifying_key(),
+                    redirect_uris: vec![format!("{url}/oauth2/callback")],
+                }],
+                allow_insecure_redirects: true,
+                clock: opts.clock.clone(),
+            },
+        )
+        .unwrap();
+        let toml = format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "{url}"
+threads = 1
+grace_period = "0s"
+
+[apple]
+team_id = "{TEAM_ID}"
+services_id = "{SERVICES_ID}"
+key_id = "{KEY_ID}"
+base_url = "{base}"
+keys_refetch_interval = "1s"
+
+[log]
+level = "warn"
+
+{extra}
+
+{routes}
+[[routes]]
+path = "/"
+upstream = "http://{demo}"
+"#,
+            base = emulator.base_url(),
+            demo = demo.addr,
+            extra = opts.extra_toml,
+            routes = opts
+                .public_prefix
+                .as_deref()
+                .map(|p| format!("[[routes]]\npath = \"{p}\"\nauth = \"public\"\nupstream = \"http://{}\"\n", demo.addr))
+                .unwrap_or_default(),
+        );
+        let signing = if opts.wrong_key { SigningKey::random(&mut rand::thread_rng()) } else { key.clone() };
+        let pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let secret = opts.session_secret.clone();
+        let env = move |name: &str| match name {
+            config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
+            config::ENV_SESSION_SECRET => Some(secret.clone()),
+            _ => None,
+        };
+        let config = Config::from_toml(&toml, Path::new("."), &env).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let gateway = server::spawn(&config, opts.clock).unwrap();
+        Stack { gateway, emulator, demo, config, url, key }
+    }
+
+    /// A URL on the gateway.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// The session cookie's name.
+    pub fn session_cookie(&self) -> &str {
+        &self.config.session.cookie_name
+    }
+}
+
+/// A manual clock at the real current time.
+pub fn manual_clock() -> Arc<ManualClock> {
+    ManualClock::at(SystemClock.now())
+}
