@@ -75,6 +75,35 @@ fn bind(port: u16) -> Result<TcpListener, DevError> {
     TcpListener::bind(("127.0.0.1", port)).map_err(|e| DevError::Bind(port, e))
 }
 
+/// `conf/dev.toml` (built in), with the ports and addresses of this run.
+fn dev_toml(ports: Ports, public_url: &str, emulator_url: &str) -> String {
+    let mut t: toml::Table = include_str!("../conf/dev.toml")
+        .parse()
+        .expect("conf/dev.toml is valid TOML (a unit test checks)");
+    let set = |t: &mut toml::Table, section: &str, key: &str, value: String| {
+        if let Some(toml::Value::Table(s)) = t.get_mut(section) {
+            s.insert(key.into(), value.into());
+        }
+    };
+    set(
+        &mut t,
+        "server",
+        "listen",
+        format!("127.0.0.1:{}", ports.gateway),
+    );
+    set(&mut t, "server", "public_url", public_url.to_string());
+    set(&mut t, "apple", "base_url", emulator_url.to_string());
+    if let Some(toml::Value::Array(routes)) = t.get_mut("routes") {
+        if let Some(toml::Value::Table(r)) = routes.first_mut() {
+            r.insert(
+                "upstream".into(),
+                format!("http://127.0.0.1:{}", ports.demo).into(),
+            );
+        }
+    }
+    t.to_string()
+}
+
 /// Starts the emulator and the demo app and builds the gateway's config.
 pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
     let key = SigningKey::random(&mut rand::thread_rng());
@@ -83,9 +112,6 @@ pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
         .map(|p| p.to_string())
         .unwrap_or_default();
     let public_url = format!("http://localhost:{}", ports.gateway);
-    // Bind the gateway's port first to fail early if it is taken; pingora
-    // binds it again when it starts.
-    drop(bind(ports.gateway)?);
     let demo = crate::demo::start(bind(ports.demo)?).map_err(|e| DevError::Bind(ports.demo, e))?;
     let emulator = Emulator::start(
         bind(ports.emulator)?,
@@ -102,28 +128,7 @@ pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
         },
     )
     .map_err(DevError::Emulator)?;
-    let toml = format!(
-        r#"
-[server]
-listen = "127.0.0.1:{gw}"
-public_url = "{public_url}"
-threads = 2
-grace_period = "0s"
-
-[apple]
-team_id = "{TEAM_ID}"
-services_id = "{SERVICES_ID}"
-key_id = "{KEY_ID}"
-base_url = "{base}"
-
-[[routes]]
-path = "/"
-upstream = "http://127.0.0.1:{demo}"
-"#,
-        gw = ports.gateway,
-        base = emulator.base_url(),
-        demo = ports.demo,
-    );
+    let toml = dev_toml(ports, &public_url, emulator.base_url());
     let secret = crate::session::random_token(48);
     let env = move |name: &str| match name {
         config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
@@ -136,4 +141,27 @@ upstream = "http://127.0.0.1:{demo}"
         emulator,
         demo,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_toml_takes_this_runs_ports() {
+        let ports = Ports {
+            gateway: 1,
+            emulator: 2,
+            demo: 3,
+        };
+        let t = dev_toml(ports, "http://localhost:1", "http://127.0.0.1:2");
+        for want in [
+            "listen = \"127.0.0.1:1\"",
+            "public_url = \"http://localhost:1\"",
+            "base_url = \"http://127.0.0.1:2\"",
+            "upstream = \"http://127.0.0.1:3\"",
+        ] {
+            assert!(t.contains(want), "{want} in {t}");
+        }
+    }
 }

@@ -29,6 +29,8 @@ pub enum StartError {
     Apple(crate::apple::AppleError),
     /// The server thread could not be started.
     Thread(std::io::Error),
+    /// The listen address cannot be bound.
+    Listen(SocketAddr, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -37,6 +39,7 @@ impl std::fmt::Display for StartError {
             StartError::Revocations(e) => write!(f, "revocation.file: {e}"),
             StartError::Apple(e) => write!(f, "{e}"),
             StartError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
+            StartError::Listen(a, e) => write!(f, "server.listen: cannot listen on {a}: {e}"),
         }
     }
 }
@@ -74,6 +77,12 @@ impl BackgroundService for Upkeep {
 
 /// Builds the pingora server for `config`.
 pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> {
+    // Pingora retries a busy address in the background; an operator is
+    // better served by failing now with the reason.
+    drop(
+        std::net::TcpListener::bind(config.server.listen)
+            .map_err(|e| StartError::Listen(config.server.listen, e))?,
+    );
     let grace = config.server.grace_period.as_secs();
     let conf = ServerConf {
         threads: config.server.threads,

@@ -24,15 +24,35 @@ async fn bad_id_tokens_are_refused_and_no_session_results() {
     ] {
         stack.emulator.tamper_next_token(t);
         let mut b = Browser::new();
-        let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
-        assert_eq!(steps.callback_page.status, 401, "{t:?}: {}", steps.callback_page.body);
-        assert!(steps.callback_page.body.contains("Sign-in refused"), "{t:?}");
-        assert!(b.cookie(stack.session_cookie()).is_none(), "{t:?}: no session cookie");
+        let steps = b
+            .sign_in_steps(
+                &stack.at("/oauth2/start?rd=/"),
+                &Person::new("jane@example.com"),
+            )
+            .await;
+        assert_eq!(
+            steps.callback_page.status, 401,
+            "{t:?}: {}",
+            steps.callback_page.body
+        );
+        assert!(
+            steps.callback_page.body.contains("Sign-in refused"),
+            "{t:?}"
+        );
+        assert!(
+            b.cookie(stack.session_cookie()).is_none(),
+            "{t:?}: no session cookie"
+        );
         assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 401, "{t:?}");
     }
     // And an untampered sign-in still works afterwards.
     let mut b = Browser::new();
-    let page = b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let page = b
+        .sign_in(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert_eq!(page.status, 200);
 }
 
@@ -42,12 +62,20 @@ async fn client_secret_is_minted_once_and_keys_fetched_once() {
     let stack = Stack::start();
     for i in 0..12 {
         let mut b = Browser::new();
-        let page = b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new(&format!("user{i}@example.com"))).await;
+        let page = b
+            .sign_in(
+                &stack.at("/oauth2/start?rd=/"),
+                &Person::new(&format!("user{i}@example.com")),
+            )
+            .await;
         assert_eq!(page.status, 200);
     }
     let hits = stack.emulator.hits();
     assert_eq!(hits.token, 12);
-    assert_eq!(hits.client_secrets, 1, "one minted client secret for all sign-ins: {hits:?}");
+    assert_eq!(
+        hits.client_secrets, 1,
+        "one minted client secret for all sign-ins: {hits:?}"
+    );
     assert_eq!(hits.keys, 1, "keys fetched once: {hits:?}");
 }
 
@@ -61,7 +89,11 @@ async fn rotated_keys_are_refetched_once() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("a@example.com")).await;
+    b.sign_in(
+        &stack.at("/oauth2/start?rd=/"),
+        &Person::new("a@example.com"),
+    )
+    .await;
     assert_eq!(stack.emulator.hits().keys, 1);
     let old = stack.emulator.current_kid();
     let new = stack.emulator.rotate_keys();
@@ -71,7 +103,12 @@ async fn rotated_keys_are_refetched_once() {
     clock.advance(2);
     for i in 0..3 {
         let mut b = Browser::new();
-        let page = b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new(&format!("r{i}@example.com"))).await;
+        let page = b
+            .sign_in(
+                &stack.at("/oauth2/start?rd=/"),
+                &Person::new(&format!("r{i}@example.com")),
+            )
+            .await;
         assert_eq!(page.status, 200);
     }
     assert_eq!(stack.emulator.hits().keys, 2);
@@ -80,13 +117,23 @@ async fn rotated_keys_are_refetched_once() {
     // interval, and with exactly one after it.
     for _ in 0..2 {
         stack.emulator.tamper_next_token(Tamper::UnknownKey);
-        let steps = Browser::new().sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("x@example.com")).await;
+        let steps = Browser::new()
+            .sign_in_steps(
+                &stack.at("/oauth2/start?rd=/"),
+                &Person::new("x@example.com"),
+            )
+            .await;
         assert_eq!(steps.callback_page.status, 401);
     }
     assert_eq!(stack.emulator.hits().keys, 2, "rate-limited");
     clock.advance(2);
     stack.emulator.tamper_next_token(Tamper::UnknownKey);
-    let steps = Browser::new().sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("x@example.com")).await;
+    let steps = Browser::new()
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("x@example.com"),
+        )
+        .await;
     assert_eq!(steps.callback_page.status, 401);
     assert_eq!(stack.emulator.hits().keys, 3);
 }
@@ -100,7 +147,12 @@ async fn wrong_credentials_are_reported_as_misconfiguration() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let steps = b
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert_eq!(steps.callback_page.status, 502);
     assert!(steps.callback_page.body.contains("misconfigured"));
     assert!(b.cookie(stack.session_cookie()).is_none());
@@ -151,7 +203,11 @@ async fn sessions_expire() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    b.sign_in(
+        &stack.at("/oauth2/start?rd=/"),
+        &Person::new("jane@example.com"),
+    )
+    .await;
     clock.advance(3599);
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
     clock.advance(1);

@@ -35,7 +35,12 @@ fn jwks() -> Jwks {
     Jwks::from_document(&std::fs::read(common::shared("apple/apple_jwks.json")).unwrap()).unwrap()
 }
 
-async fn verify(jwks: &Jwks, v: &Vector, jwt: &str, now: u64) -> Result<id_token::IdToken, AppleError> {
+async fn verify(
+    jwks: &Jwks,
+    v: &Vector,
+    jwt: &str,
+    now: u64,
+) -> Result<id_token::IdToken, AppleError> {
     let aud = vec![v.claims["aud"].as_str().unwrap().to_string()];
     let expect = Expectations {
         issuer: APPLE,
@@ -69,17 +74,37 @@ async fn all_six_real_tokens_verify_inside_their_lifetime() {
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", v.name));
         assert_eq!(claims.sub, v.claims["sub"].as_str().unwrap(), "{}", v.name);
-        assert_eq!(claims.exp - claims.iat, 86_400, "{}: Apple tokens live 24 h", v.name);
+        assert_eq!(
+            claims.exp - claims.iat,
+            86_400,
+            "{}: Apple tokens live 24 h",
+            v.name
+        );
         // Booleans come as "true" strings in older tokens, as JSON booleans in newer ones.
         let want = |k: &str| v.claims.get(k).map(|x| x == "true" || x == true);
         assert_eq!(claims.email_verified, want("email_verified"), "{}", v.name);
-        assert_eq!(claims.is_private_email, want("is_private_email"), "{}", v.name);
+        assert_eq!(
+            claims.is_private_email,
+            want("is_private_email"),
+            "{}",
+            v.name
+        );
         if let Some(at) = v.companion["access_token"].as_str() {
             id_token::check_at_hash(&claims, at).unwrap();
-            assert_eq!(claims.at_hash.as_deref(), Some(half_hash(at).as_str()), "{}", v.name);
+            assert_eq!(
+                claims.at_hash.as_deref(),
+                Some(half_hash(at).as_str()),
+                "{}",
+                v.name
+            );
         }
         if let Some(code) = v.companion["authorizationCode"].as_str() {
-            assert_eq!(claims.c_hash.as_deref(), Some(half_hash(code).as_str()), "{}", v.name);
+            assert_eq!(
+                claims.c_hash.as_deref(),
+                Some(half_hash(code).as_str()),
+                "{}",
+                v.name
+            );
         }
     }
 }
@@ -92,7 +117,11 @@ async fn real_tokens_fail_once_altered() {
         for part in 0..3 {
             for at in [0.1, 0.5, 0.9] {
                 let bad = alter(&v.jwt, part, at);
-                assert!(verify(&jwks, v, &bad, now).await.is_err(), "{} part {part} at {at} still verifies", v.name);
+                assert!(
+                    verify(&jwks, v, &bad, now).await.is_err(),
+                    "{} part {part} at {at} still verifies",
+                    v.name
+                );
             }
         }
         // A meaningful edit: same header and signature, payload with another email.
@@ -114,7 +143,11 @@ async fn real_tokens_fail_once_expired_or_for_another_audience() {
     let jwks = jwks();
     for v in &vectors() {
         let exp = v.claims["exp"].as_u64().unwrap();
-        assert!(verify(&jwks, v, &v.jwt, exp + 60).await.is_ok(), "{}: within leeway", v.name);
+        assert!(
+            verify(&jwks, v, &v.jwt, exp + 60).await.is_ok(),
+            "{}: within leeway",
+            v.name
+        );
         match verify(&jwks, v, &v.jwt, exp + 61).await {
             Err(AppleError::InvalidToken(why)) => assert_eq!(why, "expired", "{}", v.name),
             other => panic!("{}: past exp gave {other:?}", v.name),
@@ -136,7 +169,11 @@ async fn real_tokens_fail_once_expired_or_for_another_audience() {
             nonce: Some("a-nonce-we-sent"),
             ..expect
         };
-        assert!(id_token::verify(&v.jwt, &jwks, &nonce).await.is_err(), "{}: nonce required but absent", v.name);
+        assert!(
+            id_token::verify(&v.jwt, &jwks, &nonce).await.is_err(),
+            "{}: nonce required but absent",
+            v.name
+        );
     }
 }
 

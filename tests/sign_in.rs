@@ -15,7 +15,9 @@ fn header<'a>(echo: &'a serde_json::Value, name: &str) -> Option<&'a str> {
 async fn round_trip_ends_at_the_upstream_with_identity_headers() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    let first = b.get(&stack.at("/reports/q3?year=2026"), Nav::TopLevel).await;
+    let first = b
+        .get(&stack.at("/reports/q3?year=2026"), Nav::TopLevel)
+        .await;
     assert_eq!(first.status, 302);
     assert_eq!(
         first.location().unwrap(),
@@ -24,19 +26,34 @@ async fn round_trip_ends_at_the_upstream_with_identity_headers() {
     let start = b.get(&first.location().unwrap(), Nav::TopLevel).await;
     assert_eq!(start.status, 302);
     let apple = url::Url::parse(&start.location().unwrap()).unwrap();
-    assert_eq!(format!("{}/auth/authorize", stack.emulator.base_url()), apple[..url::Position::AfterPath]);
+    assert_eq!(
+        format!("{}/auth/authorize", stack.emulator.base_url()),
+        apple[..url::Position::AfterPath]
+    );
     let q: std::collections::HashMap<_, _> = apple.query_pairs().into_owned().collect();
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["response_mode"], "form_post");
     assert_eq!(q["client_id"], common::SERVICES_ID);
     assert_eq!(q["redirect_uri"], stack.at("/oauth2/callback"));
     assert_eq!(q["scope"], "name email");
-    assert!(q["state"].len() >= 22 && q["nonce"].len() >= 22, "128-bit state and nonce");
+    assert!(
+        q["state"].len() >= 22 && q["nonce"].len() >= 22,
+        "128-bit state and nonce"
+    );
     assert!(apple.query().unwrap().contains("scope=name%20email"));
 
-    let steps = b.sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com")).await;
-    assert_eq!(steps.callback_page.status, 303, "{}", steps.callback_page.body);
-    assert_eq!(steps.callback_page.location().unwrap(), stack.at("/reports/q3?year=2026"));
+    let steps = b
+        .sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com"))
+        .await;
+    assert_eq!(
+        steps.callback_page.status, 303,
+        "{}",
+        steps.callback_page.body
+    );
+    assert_eq!(
+        steps.callback_page.location().unwrap(),
+        stack.at("/reports/q3?year=2026")
+    );
     let page = b.get(&stack.at("/reports/q3?year=2026"), Nav::Api).await;
     assert_eq!(page.status, 200);
     let echo = page.json();
@@ -45,16 +62,26 @@ async fn round_trip_ends_at_the_upstream_with_identity_headers() {
     let sub = header(&echo, "x-auth-request-user").unwrap();
     assert_eq!(sub.split('.').count(), 3, "an Apple-shaped sub: {sub}");
     assert_eq!(header(&echo, "x-forwarded-user"), Some(sub));
-    assert_eq!(header(&echo, "x-auth-request-email"), Some("jane@example.com"));
+    assert_eq!(
+        header(&echo, "x-auth-request-email"),
+        Some("jane@example.com")
+    );
     assert_eq!(header(&echo, "x-forwarded-email"), Some("jane@example.com"));
     assert_eq!(header(&echo, "x-auth-request-email-verified"), Some("true"));
     assert_eq!(header(&echo, "x-auth-request-private-email"), Some("false"));
     assert_eq!(header(&echo, "x-auth-request-name"), Some("Jane Appleseed"));
-    assert!(echo["headers"].get("cookie").is_none(), "the gateway's cookies stay with the gateway: {echo}");
+    assert!(
+        echo["headers"].get("cookie").is_none(),
+        "the gateway's cookies stay with the gateway: {echo}"
+    );
 
     // The HTML page a person sees shows the same identity.
     let html = b.get(&stack.at("/"), Nav::TopLevel).await;
-    assert!(html.body.contains("Hello, jane@example.com"), "{}", html.body);
+    assert!(
+        html.body.contains("Hello, jane@example.com"),
+        "{}",
+        html.body
+    );
 }
 
 /// The login-state cookie is SameSite=None; Secure; HttpOnly and scoped to
@@ -65,25 +92,52 @@ async fn login_state_survives_the_cross_site_post_and_the_session_is_lax() {
     let stack = Stack::start();
     let mut b = Browser::new();
     // A first sign-in, so the browser holds a Lax session cookie.
-    let page = b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let page = b
+        .sign_in(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert_eq!(page.status, 200);
-    let session = b.cookie(stack.session_cookie()).expect("session cookie").clone();
+    let session = b
+        .cookie(stack.session_cookie())
+        .expect("session cookie")
+        .clone();
     assert_eq!(session.same_site, common::browser::SameSite::Lax);
     assert!(session.http_only);
     assert_eq!(session.path, "/");
 
     let start = b.get(&stack.at("/oauth2/start?rd=/x"), Nav::TopLevel).await;
-    let login = b.cookie_starting("applegate-login-").expect("login-state cookie").clone();
+    let login = b
+        .cookie_starting("applegate-login-")
+        .expect("login-state cookie")
+        .clone();
     assert_eq!(login.same_site, common::browser::SameSite::None);
     assert!(login.secure && login.http_only);
     assert_eq!(login.path, "/oauth2/callback");
     let set = start.set_cookies().join("\n");
-    assert!(set.contains("Max-Age=600"), "lives at most 10 minutes: {set}");
+    assert!(
+        set.contains("Max-Age=600"),
+        "lives at most 10 minutes: {set}"
+    );
 
-    let steps = b.sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com")).await;
-    assert_eq!(steps.callback_page.status, 303, "{}", steps.callback_page.body);
-    assert_eq!(b.last_sent, vec![login.name.clone()], "only the SameSite=None cookie crossed sites");
-    assert!(b.cookie_starting("applegate-login-").is_none(), "the login state is single use and cleared");
+    let steps = b
+        .sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com"))
+        .await;
+    assert_eq!(
+        steps.callback_page.status, 303,
+        "{}",
+        steps.callback_page.body
+    );
+    assert_eq!(
+        b.last_sent,
+        vec![login.name.clone()],
+        "only the SameSite=None cookie crossed sites"
+    );
+    assert!(
+        b.cookie_starting("applegate-login-").is_none(),
+        "the login state is single use and cleared"
+    );
 }
 
 /// The same callback posted twice: the second gets 4xx and no session.
@@ -93,13 +147,17 @@ async fn replayed_callback_is_refused() {
     let mut b = Browser::new();
     let start = b.get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel).await;
     let login = b.cookie_starting("applegate-login-").unwrap().clone();
-    let steps = b.sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com")).await;
+    let steps = b
+        .sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com"))
+        .await;
     assert_eq!(steps.callback_page.status, 303);
 
     // An attacker who captured the whole POST (cookie included) replays it.
     let mut attacker = Browser::new();
     attacker.set(login);
-    let replay = attacker.post_form(&steps.callback, &steps.fields, stack.emulator.base_url()).await;
+    let replay = attacker
+        .post_form(&steps.callback, &steps.fields, stack.emulator.base_url())
+        .await;
     assert_eq!(replay.status, 400, "{}", replay.body);
     assert!(replay.body.contains("Sign-in expired"));
     assert!(attacker.cookie(stack.session_cookie()).is_none());
@@ -111,25 +169,42 @@ async fn replayed_callback_is_refused() {
 async fn callback_without_login_state_is_refused() {
     let stack = Stack::start();
     let mut victim = Browser::new();
-    let start = victim.get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel).await;
+    let start = victim
+        .get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel)
+        .await;
     // The attacker gets a code for their own account and makes the victim's
     // browser post it... but the attacker's browser never had the cookie.
     let mut attacker = Browser::new();
-    let apple = attacker.get(&start.location().unwrap(), Nav::TopLevel).await;
+    let apple = attacker
+        .get(&start.location().unwrap(), Nav::TopLevel)
+        .await;
     assert_eq!(apple.status, 200);
     let (action, mut fields) = apple.form();
     fields.push(("action".into(), "continue".into()));
     let form_post = attacker.post_form(&action, &fields, &apple.url).await;
     let (callback, fields) = form_post.form();
-    let page = attacker.post_form(&callback, &fields, stack.emulator.base_url()).await;
+    let page = attacker
+        .post_form(&callback, &fields, stack.emulator.base_url())
+        .await;
     assert_eq!(page.status, 400);
     assert!(attacker.cookie(stack.session_cookie()).is_none());
 
     // A made-up state is refused the same way.
-    let forged = vec![("state".to_string(), "A".repeat(22)), ("code".to_string(), "c123".to_string())];
-    let page = attacker.post_form(&callback, &forged, stack.emulator.base_url()).await;
+    let forged = vec![
+        ("state".to_string(), "A".repeat(22)),
+        ("code".to_string(), "c123".to_string()),
+    ];
+    let page = attacker
+        .post_form(&callback, &forged, stack.emulator.base_url())
+        .await;
     assert_eq!(page.status, 400);
-    let page = attacker.post_form(&callback, &[("code".into(), "c".into())], stack.emulator.base_url()).await;
+    let page = attacker
+        .post_form(
+            &callback,
+            &[("code".into(), "c".into())],
+            stack.emulator.base_url(),
+        )
+        .await;
     assert_eq!(page.status, 400);
 }
 
@@ -140,10 +215,19 @@ async fn cancel_shows_a_friendly_page() {
     let mut b = Browser::new();
     let mut p = Person::new("jane@example.com");
     p.cancel = true;
-    let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/deep/link"), &p).await;
+    let steps = b
+        .sign_in_steps(&stack.at("/oauth2/start?rd=/deep/link"), &p)
+        .await;
     assert_eq!(steps.callback_page.status, 200);
     assert!(steps.callback_page.body.contains("Sign-in cancelled"));
-    assert!(steps.callback_page.body.contains("/oauth2/start?rd=%2Fdeep%2Flink"), "{}", steps.callback_page.body);
+    assert!(
+        steps
+            .callback_page
+            .body
+            .contains("/oauth2/start?rd=%2Fdeep%2Flink"),
+        "{}",
+        steps.callback_page.body
+    );
     assert!(b.cookie(stack.session_cookie()).is_none());
 }
 
@@ -158,10 +242,20 @@ async fn api_call_without_session_gets_401() {
     assert_eq!(page.json()["error"], "unauthorized");
     assert!(page.headers.get("location").is_none());
     let xhr = b
-        .get_with(&stack.at("/api/items"), Nav::TopLevel, &[("X-Requested-With", "XMLHttpRequest")])
+        .get_with(
+            &stack.at("/api/items"),
+            Nav::TopLevel,
+            &[("X-Requested-With", "XMLHttpRequest")],
+        )
         .await;
     assert_eq!(xhr.status, 401);
-    let fetch = b.get_with(&stack.at("/api/items"), Nav::Api, &[("Accept", "text/html"), ("Sec-Fetch-Mode", "cors")]).await;
+    let fetch = b
+        .get_with(
+            &stack.at("/api/items"),
+            Nav::Api,
+            &[("Accept", "text/html"), ("Sec-Fetch-Mode", "cors")],
+        )
+        .await;
     assert_eq!(fetch.status, 401);
     let post = reqwest::Client::new()
         .post(stack.at("/api/items"))
@@ -183,7 +277,11 @@ async fn tampered_or_foreign_session_cookies_are_refused() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    b.sign_in(
+        &stack.at("/oauth2/start?rd=/"),
+        &Person::new("jane@example.com"),
+    )
+    .await;
     let good = b.cookie(stack.session_cookie()).unwrap().clone();
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
 
@@ -197,19 +295,35 @@ async fn tampered_or_foreign_session_cookies_are_refused() {
 
     // A real session from a gateway with another secret.
     let mut ob = Browser::new();
-    ob.sign_in(&other.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    ob.sign_in(
+        &other.at("/oauth2/start?rd=/"),
+        &Person::new("jane@example.com"),
+    )
+    .await;
     let mut foreign = ob.cookie(other.session_cookie()).unwrap().clone();
     foreign.host = "localhost".into();
 
-    for (what, c) in [("flipped", flipped), ("truncated", truncated), ("foreign key", foreign)] {
+    for (what, c) in [
+        ("flipped", flipped),
+        ("truncated", truncated),
+        ("foreign key", foreign),
+    ] {
         let mut t = Browser::new();
         t.set(c);
         let api = t.get(&stack.at("/"), Nav::Api).await;
         assert_eq!(api.status, 401, "{what}");
         let nav = t.get(&stack.at("/"), Nav::TopLevel).await;
         assert_eq!(nav.status, 302, "{what}");
-        assert!(nav.location().unwrap().starts_with(&stack.at("/oauth2/start")), "{what}");
-        assert!(nav.set_cookies().iter().any(|c| c.contains("Max-Age=0")), "{what}: bad cookie cleared");
+        assert!(
+            nav.location()
+                .unwrap()
+                .starts_with(&stack.at("/oauth2/start")),
+            "{what}"
+        );
+        assert!(
+            nav.set_cookies().iter().any(|c| c.contains("Max-Age=0")),
+            "{what}: bad cookie cleared"
+        );
     }
 }
 
@@ -235,21 +349,49 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     ];
     let mut b = Browser::new();
     // Public route, no session: nothing identity-like arrives.
-    let echo = b.get_with(&stack.at("/public/page"), Nav::Api, spoof).await.json();
+    let echo = b
+        .get_with(&stack.at("/public/page"), Nav::Api, spoof)
+        .await
+        .json();
     for (name, _) in spoof {
         let n = name.to_ascii_lowercase();
-        assert!(echo["headers"].get(&n).is_none(), "{name} reached a public upstream: {echo}");
+        assert!(
+            echo["headers"].get(&n).is_none(),
+            "{name} reached a public upstream: {echo}"
+        );
     }
     // Signed in: only the gateway's values arrive, once each.
-    b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
-    let echo = b.get_with(&stack.at("/private"), Nav::Api, spoof).await.json();
+    b.sign_in(
+        &stack.at("/oauth2/start?rd=/"),
+        &Person::new("jane@example.com"),
+    )
+    .await;
+    let echo = b
+        .get_with(&stack.at("/private"), Nav::Api, spoof)
+        .await
+        .json();
     let h = &echo["headers"];
-    assert_eq!(h["x-auth-request-email"], serde_json::json!(["jane@example.com"]));
-    assert_eq!(h["x-forwarded-email"], serde_json::json!(["jane@example.com"]));
-    assert_eq!(h["x-auth-request-name"], serde_json::json!(["Jane Appleseed"]));
+    assert_eq!(
+        h["x-auth-request-email"],
+        serde_json::json!(["jane@example.com"])
+    );
+    assert_eq!(
+        h["x-forwarded-email"],
+        serde_json::json!(["jane@example.com"])
+    );
+    assert_eq!(
+        h["x-auth-request-name"],
+        serde_json::json!(["Jane Appleseed"])
+    );
     assert_ne!(h["x-auth-request-user"][0], "admin");
     assert_eq!(h["x-auth-request-user"].as_array().unwrap().len(), 1);
-    for name in ["x_auth_request_email", "x_forwarded_email", "x_auth_request_name", "x-auth-request-groups", "x-applegate-assertion"] {
+    for name in [
+        "x_auth_request_email",
+        "x_forwarded_email",
+        "x_auth_request_name",
+        "x-auth-request-groups",
+        "x-applegate-assertion",
+    ] {
         assert!(h.get(name).is_none(), "{name} reached the upstream: {echo}");
     }
 }
@@ -260,7 +402,11 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 async fn sign_out_ends_the_session() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    b.sign_in(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    b.sign_in(
+        &stack.at("/oauth2/start?rd=/"),
+        &Person::new("jane@example.com"),
+    )
+    .await;
     let stolen = b.cookie(stack.session_cookie()).unwrap().clone();
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
     let out = b.get(&stack.at("/oauth2/sign_out"), Nav::TopLevel).await;
@@ -270,11 +416,22 @@ async fn sign_out_ends_the_session() {
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 401);
     let mut thief = Browser::new();
     thief.set(stolen);
-    assert_eq!(thief.get(&stack.at("/"), Nav::Api).await.status, 401, "revoked, not just forgotten");
+    assert_eq!(
+        thief.get(&stack.at("/"), Nav::Api).await.status,
+        401,
+        "revoked, not just forgotten"
+    );
     // sign_out with a local rd redirects there; an off-site rd is ignored.
-    let r = b.get(&stack.at("/oauth2/sign_out?rd=/bye"), Nav::TopLevel).await;
+    let r = b
+        .get(&stack.at("/oauth2/sign_out?rd=/bye"), Nav::TopLevel)
+        .await;
     assert_eq!(r.location().unwrap(), stack.at("/bye"));
-    let r = b.get(&stack.at("/oauth2/sign_out?rd=https://evil.example"), Nav::TopLevel).await;
+    let r = b
+        .get(
+            &stack.at("/oauth2/sign_out?rd=https://evil.example"),
+            Nav::TopLevel,
+        )
+        .await;
     assert_eq!(r.status, 200);
 }
 
@@ -283,12 +440,21 @@ async fn sign_out_ends_the_session() {
 async fn userinfo_answers_the_identity() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    assert_eq!(b.get(&stack.at("/oauth2/userinfo"), Nav::Api).await.status, 401);
+    assert_eq!(
+        b.get(&stack.at("/oauth2/userinfo"), Nav::Api).await.status,
+        401
+    );
     let mut p = Person::new("jane@example.com");
     p.hide_my_email = true;
     b.sign_in(&stack.at("/oauth2/start?rd=/"), &p).await;
     let info = b.get(&stack.at("/oauth2/userinfo"), Nav::Api).await.json();
-    assert!(info["email"].as_str().unwrap().ends_with("@privaterelay.appleid.com"), "{info}");
+    assert!(
+        info["email"]
+            .as_str()
+            .unwrap()
+            .ends_with("@privaterelay.appleid.com"),
+        "{info}"
+    );
     assert_eq!(info["is_private_email"], true);
     assert_eq!(info["email_verified"], true);
 }
@@ -300,10 +466,20 @@ async fn userinfo_answers_the_identity() {
 async fn user_field_comes_once_and_is_display_only() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    let first = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let first = b
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert!(first.fields.iter().any(|(k, _)| k == "user"));
     let mut b2 = Browser::new();
-    let second = b2.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let second = b2
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert!(!second.fields.iter().any(|(k, _)| k == "user"));
 
     // A forged `user` field cannot change who signs in.
@@ -317,12 +493,22 @@ async fn user_field_comes_once_and_is_display_only() {
     let fp = b3.post_form(&action, &fields, &apple.url).await;
     let (cb, mut fields) = fp.form();
     fields.retain(|(k, _)| k != "user");
-    fields.push(("user".into(), r#"{"name":{"firstName":"Tim","lastName":"Cook"},"email":"tim@apple.com"}"#.into()));
+    fields.push((
+        "user".into(),
+        r#"{"name":{"firstName":"Tim","lastName":"Cook"},"email":"tim@apple.com"}"#.into(),
+    ));
     let page = b3.post_form(&cb, &fields, stack.emulator.base_url()).await;
     assert_eq!(page.status, 303);
     let echo = b3.get(&stack.at("/"), Nav::Api).await.json();
-    assert_eq!(header(&echo, "x-auth-request-email"), Some("nobody@example.com"));
-    assert_eq!(header(&echo, "x-auth-request-name"), Some("Tim Cook"), "display name only");
+    assert_eq!(
+        header(&echo, "x-auth-request-email"),
+        Some("nobody@example.com")
+    );
+    assert_eq!(
+        header(&echo, "x-auth-request-name"),
+        Some("Tim Cook"),
+        "display name only"
+    );
 }
 
 /// The callback body is capped, and wrong methods and content types are refused.
@@ -366,17 +552,29 @@ async fn malformed_callbacks_get_4xx() {
 #[tokio::test]
 async fn policy_refuses_users_outside_it() {
     let stack = Stack::with(common::Options {
-        extra_toml: "[policy]\nallowed_email_domains = [\"example.com\"]\nallow_private_relay = false\n".into(),
+        extra_toml:
+            "[policy]\nallowed_email_domains = [\"example.com\"]\nallow_private_relay = false\n"
+                .into(),
         ..Default::default()
     });
     let mut b = Browser::new();
-    let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("eve@evil.example")).await;
+    let steps = b
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("eve@evil.example"),
+        )
+        .await;
     assert_eq!(steps.callback_page.status, 403);
     assert!(b.cookie(stack.session_cookie()).is_none());
     let mut p = Person::new("jane@example.com");
     p.hide_my_email = true;
     let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &p).await;
     assert_eq!(steps.callback_page.status, 403, "private relay refused");
-    let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &Person::new("jane@example.com")).await;
+    let steps = b
+        .sign_in_steps(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("jane@example.com"),
+        )
+        .await;
     assert_eq!(steps.callback_page.status, 303);
 }

@@ -50,7 +50,12 @@ struct Jwk {
 
 impl Jwks {
     /// Keys fetched from `url` (Apple's `/auth/keys`) with `http`.
-    pub fn new(url: String, http: reqwest::Client, min_refetch_interval: Duration, clock: SharedClock) -> Self {
+    pub fn new(
+        url: String,
+        http: reqwest::Client,
+        min_refetch_interval: Duration,
+        clock: SharedClock,
+    ) -> Self {
         Jwks {
             source: Some((url, http)),
             keys: Self::cache(),

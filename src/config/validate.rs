@@ -99,7 +99,6 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let revocation: file::RevocationSection = v.section(&table, "revocation");
     let policy: file::PolicySection = v.section(&table, "policy");
     let log: file::LogSection = v.section(&table, "log");
-    let routes = v.routes(&table);
 
     let server = v.server(server);
     let apple = v.apple(apple);
@@ -109,6 +108,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     };
     let policy = v.policy(policy);
     let log = v.log(log);
+    let routes = v.routes(&table);
 
     match (server, apple, session) {
         (Some(server), Some(apple), Some(session)) if v.problems.is_empty() => Ok(Config {
@@ -230,6 +230,7 @@ impl Validator<'_> {
     }
 
     fn route(&mut self, r: file::RouteSection, key: &str) -> Option<Route> {
+        let problems_before = self.problems.len();
         let path = match r.path {
             Some(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => p,
             Some(p) => {
@@ -237,7 +238,7 @@ impl Validator<'_> {
                     format!("{key}.path"),
                     format!("expected a path starting with \"/\", found {p:?}"),
                 );
-                return None;
+                p
             }
             None => "/".to_string(),
         };
@@ -285,6 +286,9 @@ impl Validator<'_> {
             return None;
         };
         let upstream = self.upstream(&upstream, &format!("{key}.upstream"))?;
+        if self.problems.len() > problems_before {
+            return None;
+        }
         Some(Route {
             host,
             path,

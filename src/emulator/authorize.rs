@@ -210,6 +210,7 @@ pub fn decide(s: &Shared, req: &Request) -> Reply {
         post.push(("id_token", super::token::id_token(s, &state, &grant, None)));
     }
     post.push(("code", code.clone()));
+    state.issued.push(code.clone());
     state.codes.insert(code, grant);
     drop(state);
     form_post(&r.redirect_uri, &post)

@@ -118,6 +118,8 @@ struct State {
     /// (client_id, sub) pairs that have consented: `user` is sent once.
     consented: HashSet<(String, String)>,
     client_secrets: HashSet<String>,
+    /// Every code and token handed out, for tests that check none leaks.
+    issued: Vec<String>,
     tamper: Option<Tamper>,
 }
 
@@ -180,6 +182,7 @@ impl Emulator {
                 refresh_tokens: HashMap::new(),
                 consented: HashSet::new(),
                 client_secrets: HashSet::new(),
+                issued: Vec::new(),
                 tamper: None,
             }),
         });
@@ -213,6 +216,17 @@ impl Emulator {
             revoke: c.revoke.load(Ordering::SeqCst),
             client_secrets: self.shared.state().client_secrets.len(),
         }
+    }
+
+    /// Every secret that crossed the emulator: codes, access, refresh and
+    /// id tokens it issued, and client secrets it was shown.
+    pub fn secrets_seen(&self) -> Vec<String> {
+        let st = self.shared.state();
+        st.issued
+            .iter()
+            .chain(st.client_secrets.iter())
+            .cloned()
+            .collect()
     }
 
     /// Signs new tokens with a new key (old keys stay published); returns its kid.

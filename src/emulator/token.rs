@@ -253,6 +253,9 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             let refresh = format!("r{}.0.mrqt.{}", random_token(16), random_token(12));
             let id_token = id_token(s, &state, &grant, Some(&access));
             state.tamper = None;
+            state
+                .issued
+                .extend([access.clone(), refresh.clone(), id_token.clone()]);
             state.refresh_tokens.insert(refresh.clone(), grant);
             apple_json(
                 200,
@@ -278,6 +281,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             let mut g = grant;
             g.nonce = None;
             let id_token = id_token(s, &state, &g, Some(&access));
+            state.issued.extend([access.clone(), id_token.clone()]);
             apple_json(
                 200,
                 &json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "id_token": id_token}),

@@ -46,7 +46,11 @@ impl Page {
     /// `Location`, resolved against the request URL as a browser does.
     pub fn location(&self) -> Option<String> {
         let loc = self.headers.get("location")?.to_str().ok()?;
-        url::Url::parse(&self.url).ok()?.join(loc).ok().map(|u| u.to_string())
+        url::Url::parse(&self.url)
+            .ok()?
+            .join(loc)
+            .ok()
+            .map(|u| u.to_string())
     }
 
     /// All `Set-Cookie` values.
@@ -65,11 +69,20 @@ impl Page {
 
     /// The first form on the page: its action (resolved) and fields.
     pub fn form(&self) -> (String, Vec<(String, String)>) {
-        let start = self.body.find("<form").unwrap_or_else(|| panic!("no form in: {}", self.body));
+        let start = self
+            .body
+            .find("<form")
+            .unwrap_or_else(|| panic!("no form in: {}", self.body));
         let tag_end = start + self.body[start..].find('>').unwrap();
         let action = attr(&self.body[start..tag_end], "action").unwrap_or_default();
-        let action = url::Url::parse(&self.url).unwrap().join(&action).unwrap().to_string();
-        let end = self.body[start..].find("</form>").map_or(self.body.len(), |e| start + e);
+        let action = url::Url::parse(&self.url)
+            .unwrap()
+            .join(&action)
+            .unwrap()
+            .to_string();
+        let end = self.body[start..]
+            .find("</form>")
+            .map_or(self.body.len(), |e| start + e);
         let mut fields = Vec::new();
         let mut rest = &self.body[start..end];
         while let Some(i) = rest.find("<input") {
@@ -105,7 +118,8 @@ fn unescape(s: &str) -> String {
 /// RFC 6265 §5.1.4 path-match.
 fn path_match(req: &str, cookie_path: &str) -> bool {
     req == cookie_path
-        || (req.starts_with(cookie_path) && (cookie_path.ends_with('/') || req[cookie_path.len()..].starts_with('/')))
+        || (req.starts_with(cookie_path)
+            && (cookie_path.ends_with('/') || req[cookie_path.len()..].starts_with('/')))
 }
 
 /// Scheme and host: the "site" for our purposes (schemeful same-site;
@@ -162,7 +176,8 @@ impl Browser {
 
     /// Sets a cookie by hand (to replay or tamper).
     pub fn set(&mut self, c: StoredCookie) {
-        self.jar.retain(|o| !(o.name == c.name && o.host == c.host && o.path == c.path));
+        self.jar
+            .retain(|o| !(o.name == c.name && o.host == c.host && o.path == c.path));
         self.jar.push(c);
     }
 
@@ -182,7 +197,12 @@ impl Browser {
             .filter(|c| !cross_site_post || c.same_site == SameSite::None)
             .collect();
         self.last_sent = sent.iter().map(|c| c.name.clone()).collect();
-        (!sent.is_empty()).then(|| sent.iter().map(|c| format!("{}={}", c.name, c.value)).collect::<Vec<_>>().join("; "))
+        (!sent.is_empty()).then(|| {
+            sent.iter()
+                .map(|c| format!("{}={}", c.name, c.value))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
     fn store(&mut self, url: &url::Url, headers: &HeaderMap) {
@@ -197,7 +217,9 @@ impl Browser {
                 Some(cookie::SameSite::Strict) => SameSite::Strict,
                 _ => SameSite::Lax,
             };
-            let expires = c.max_age().map(|a| Instant::now() + Duration::from_secs(a.whole_seconds().max(0) as u64));
+            let expires = c
+                .max_age()
+                .map(|a| Instant::now() + Duration::from_secs(a.whole_seconds().max(0) as u64));
             let stored = StoredCookie {
                 name: c.name().to_string(),
                 value: c.value().to_string(),
@@ -209,7 +231,9 @@ impl Browser {
                 expires,
             };
             let deleted = c.max_age().is_some_and(|a| a.whole_seconds() <= 0);
-            self.jar.retain(|o| !(o.name == stored.name && o.host == stored.host && o.path == stored.path));
+            self.jar.retain(|o| {
+                !(o.name == stored.name && o.host == stored.host && o.path == stored.path)
+            });
             if !deleted {
                 self.jar.push(stored);
             }
@@ -241,11 +265,18 @@ impl Browser {
     }
 
     /// POST a form to `url` from a page on `from_origin`.
-    pub async fn post_form(&mut self, url: &str, fields: &[(String, String)], from_origin: &str) -> Page {
+    pub async fn post_form(
+        &mut self,
+        url: &str,
+        fields: &[(String, String)],
+        from_origin: &str,
+    ) -> Page {
         let u = url::Url::parse(url).unwrap();
         let from = url::Url::parse(from_origin).unwrap();
         let cross = site(&u) != site(&from);
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
         let mut req = self
             .http
             .post(url)
@@ -260,12 +291,20 @@ impl Browser {
     }
 
     async fn send(&mut self, u: url::Url, req: reqwest::RequestBuilder) -> Page {
-        let resp = req.send().await.unwrap_or_else(|e| panic!("request to {u} failed: {e}"));
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {u} failed: {e}"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         self.store(&u, &headers);
         let body = resp.text().await.unwrap_or_default();
-        Page { status, url: u.to_string(), headers, body }
+        Page {
+            status,
+            url: u.to_string(),
+            headers,
+            body,
+        }
     }
 
     /// Follows redirects (GET, top level) from `page` until a non-redirect.
@@ -328,23 +367,44 @@ impl Browser {
             }
             page = self.get(&page.location().unwrap(), Nav::TopLevel).await;
         }
-        assert_eq!(page.status, 200, "expected the emulator's page, got {} {}: {}", page.status, page.url, page.body);
+        assert_eq!(
+            page.status, 200,
+            "expected the emulator's page, got {} {}: {}",
+            page.status, page.url, page.body
+        );
         let (action, mut fields) = page.form();
-        fields.retain(|(k, _)| !matches!(k.as_str(), "email" | "first_name" | "last_name" | "hide_my_email"));
+        fields.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "email" | "first_name" | "last_name" | "hide_my_email"
+            )
+        });
         fields.push(("email".into(), person.email.clone()));
         fields.push(("first_name".into(), person.first_name.clone()));
         fields.push(("last_name".into(), person.last_name.clone()));
         if person.hide_my_email {
             fields.push(("hide_my_email".into(), "1".into()));
         }
-        fields.push(("action".into(), if person.cancel { "cancel" } else { "continue" }.into()));
+        fields.push((
+            "action".into(),
+            if person.cancel { "cancel" } else { "continue" }.into(),
+        ));
         let emulator_origin = page.url.clone();
         let form_post = self.post_form(&action, &fields, &emulator_origin).await;
-        assert_eq!(form_post.status, 200, "emulator refused: {}", form_post.body);
+        assert_eq!(
+            form_post.status, 200,
+            "emulator refused: {}",
+            form_post.body
+        );
         let (callback, fields) = form_post.form();
         // Apple's page posts cross-site to our callback.
         let callback_page = self.post_form(&callback, &fields, &emulator_origin).await;
-        SignIn { form_post, fields, callback, callback_page }
+        SignIn {
+            form_post,
+            fields,
+            callback,
+            callback_page,
+        }
     }
 
     /// Signs in from `start` and follows to the final page.

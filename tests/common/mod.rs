@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use applegate::clock::{ManualClock, SharedClock, SystemClock, Clock};
+use applegate::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use applegate::config::{self, Config};
 use applegate::emulator::{self, Emulator};
 use applegate::{demo, httpd, server};
@@ -32,13 +32,25 @@ pub fn root() -> PathBuf {
 /// A file of the shared test data beside the repository (`../shared`).
 pub fn shared(path: &str) -> PathBuf {
     let p = root().join("..").join("shared").join(path);
-    assert!(p.exists(), "test data {} is missing: the repository expects ../shared beside it", p.display());
+    assert!(
+        p.exists(),
+        "test data {} is missing: the repository expects ../shared beside it",
+        p.display()
+    );
     p
 }
 
-/// A free loopback port (bound then released; pingora binds it again).
+/// A free loopback port for a server that binds it itself (pingora).
+/// Chosen below the kernel's ephemeral range (32768+), so no `:0` bind or
+/// outgoing connection of a test running beside this one can take it
+/// between our check and pingora's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    loop {
+        let port = 20_000 + rand::random::<u16>() % 12_000;
+        if (0..3).all(|i| TcpListener::bind(("127.0.0.1", port + i)).is_ok()) {
+            return port;
+        }
+    }
 }
 
 /// How to build a stack.
@@ -62,7 +74,8 @@ impl Default for Options {
             extra_toml: String::new(),
             public_prefix: None,
             clock: Arc::new(SystemClock),
-            session_secret: "b0f1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5".into(),
+            session_secret: "b0f1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5"
+                .into(),
             wrong_key: false,
         }
     }
@@ -135,10 +148,17 @@ upstream = "http://{demo}"
             routes = opts
                 .public_prefix
                 .as_deref()
-                .map(|p| format!("[[routes]]\npath = \"{p}\"\nauth = \"public\"\nupstream = \"http://{}\"\n", demo.addr))
+                .map(|p| format!(
+                    "[[routes]]\npath = \"{p}\"\nauth = \"public\"\nupstream = \"http://{}\"\n",
+                    demo.addr
+                ))
                 .unwrap_or_default(),
         );
-        let signing = if opts.wrong_key { SigningKey::random(&mut rand::thread_rng()) } else { key.clone() };
+        let signing = if opts.wrong_key {
+            SigningKey::random(&mut rand::thread_rng())
+        } else {
+            key.clone()
+        };
         let pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
         let secret = opts.session_secret.clone();
         let env = move |name: &str| match name {
@@ -146,9 +166,17 @@ upstream = "http://{demo}"
             config::ENV_SESSION_SECRET => Some(secret.clone()),
             _ => None,
         };
-        let config = Config::from_toml(&toml, Path::new("."), &env).unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let config = Config::from_toml(&toml, Path::new("."), &env)
+            .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
         let gateway = server::spawn(&config, opts.clock).unwrap();
-        Stack { gateway, emulator, demo, config, url, key }
+        Stack {
+            gateway,
+            emulator,
+            demo,
+            config,
+            url,
+            key,
+        }
     }
 
     /// A URL on the gateway.

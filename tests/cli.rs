@@ -1,0 +1,426 @@
+//! The `applegate` binary itself: `check`, `run` and `dev`, as processes.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use applegate::emulator::{self, Emulator};
+use common::{Browser, Nav, Person};
+use p256::ecdsa::SigningKey;
+use p256::pkcs8::{EncodePrivateKey, LineEnding};
+
+const BIN: &str = env!("CARGO_BIN_EXE_applegate");
+const SECRET: &str = "q3J0bXk2c0FkZ2VGcGxhbnRzK2FyZS9nb29kLWZvci15b3U9PQxyzw";
+
+/// A temporary directory, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "applegate-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn check(config: &Path) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(config)
+        .env_remove("APPLEGATE_APPLE_PRIVATE_KEY")
+        .env_remove("APPLEGATE_SESSION_SECRET")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn key_pem() -> String {
+    SigningKey::random(&mut rand::thread_rng())
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+
+/// A broken config: every problem is listed at once, each with its key
+/// path and what was expected, and the exit code is 2.
+#[test]
+fn check_lists_every_problem_and_exits_2() {
+    let dir = TempDir::new("check-bad");
+    dir.write("weak.key", "password123\n");
+    let cfg = dir.write(
+        "bad.toml",
+        r#"
+[server]
+listn = "0.0.0.0:8080"
+public_url = "app.example.com"
+threads = "two"
+
+[apple]
+team_id = "abc"
+key_id = "XYZ9876543"
+private_key_file = "missing/AuthKey.p8"
+scopes = ["name", "phone"]
+timeout = "ten seconds"
+
+[session]
+secret_file = "weak.key"
+lifetime = "7 days"
+
+[policy]
+allowed_emails = ["not-an-email"]
+
+[[routes]]
+path = "api"
+upstream = "ftp://127.0.0.1:21"
+
+[[routes]]
+upstream = "http://127.0.0.1:3000/app"
+
+[extras]
+x = 1
+"#,
+    );
+    let (code, stdout, stderr) = check(&cfg);
+    assert_eq!(code, 2, "stdout: {stdout}\nstderr: {stderr}");
+    for expected in [
+        "server.listn: unknown key; expected one of listen, public_url",
+        "server.threads: invalid type: string \"two\"",
+        "server.public_url: expected an http(s) origin",
+        "apple.team_id: expected the 10-character Team ID",
+        "apple.services_id: missing; expected the Services ID",
+        "apple.private_key_file: cannot read",
+        "apple.scopes: expected a list of \"name\" and \"email\", found \"phone\"",
+        "apple.timeout: expected a duration such as \"30s\"",
+        "session.secret_file: secret #1 looks weaker than 32 random bytes",
+        "session.lifetime: expected a duration",
+        "policy.allowed_emails: expected e-mail addresses, found \"not-an-email\"",
+        "routes[0].path: expected a path starting with \"/\", found \"api\"",
+        "routes[0].upstream: expected an http:// or https:// URL",
+        "routes[1].upstream: expected scheme, host and port only",
+        "extras: unknown section",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("problems:"), "{stderr}");
+    assert!(
+        !stderr.contains("password123"),
+        "the weak secret itself is not printed"
+    );
+}
+
+/// `run` with a bad config exits 2 with the same report.
+#[test]
+fn run_with_a_bad_config_exits_2() {
+    let dir = TempDir::new("run-bad");
+    let cfg = dir.write("bad.toml", "[server]\nlisten = \"nope\"\n");
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("server.listen: expected an address and port"),
+        "{stderr}"
+    );
+    let out = Command::new(BIN).args(["run"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "missing --config is a usage error"
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--config", "/nonexistent/x.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    let dir2 = TempDir::new("syntax");
+    let cfg = dir2.write("syntax.toml", "[server\nlisten = 1\n");
+    let (code, _, stderr) = check(&cfg);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("invalid TOML") && stderr.contains("line 1"),
+        "TOML's line and column kept: {stderr}"
+    );
+}
+
+/// The shipped example config, with test key files beside it, is valid:
+/// exit 0, the Return URL and domain to enter at Apple, and warnings.
+#[test]
+fn example_config_checks_and_prints_the_return_url() {
+    let dir = TempDir::new("check-example");
+    let example =
+        std::fs::read_to_string(common::root().join("conf/applegate.example.toml")).unwrap();
+    let cfg = dir.write("applegate.toml", &example);
+    dir.write("AuthKey_XYZ9876543.p8", &key_pem());
+    dir.write("session.key", &format!("{SECRET}\n"));
+    let (code, stdout, stderr) = check(&cfg);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("Return URLs:             https://app.example.com/oauth2/callback"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Domains and Subdomains:  app.example.com"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("warning: server.public_url"),
+        "https on a domain: no warning\n{stdout}"
+    );
+
+    // An http localhost URL works but is warned about.
+    let local = example
+        .replace("https://app.example.com", "http://localhost:8080")
+        .replace("__Host-applegate", "applegate");
+    let cfg = dir.write("local.toml", &local);
+    let (code, stdout, _) = check(&cfg);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(
+            "warning: server.public_url: Apple accepts only https Return URLs on a domain name"
+        ),
+        "{stdout}"
+    );
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// The gateway binary at debug log level through sign-ins, API calls, a
+/// replayed callback and a sign-out: no secret, code, token or cookie
+/// value appears in its logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_carry_no_secrets() {
+    let dir = TempDir::new("logs");
+    let key = SigningKey::random(&mut rand::thread_rng());
+    let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+    let port = common::free_port();
+    let url = format!("http://localhost:{port}");
+    let demo = applegate::demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+    let emu = Emulator::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        emulator::Options {
+            clients: vec![emulator::Client {
+                client_id: common::SERVICES_ID.into(),
+                team_id: common::TEAM_ID.into(),
+                key_id: common::KEY_ID.into(),
+                public_key: *key.verifying_key(),
+                redirect_uris: vec![format!("{url}/oauth2/callback")],
+            }],
+            allow_insecure_redirects: true,
+            clock: applegate::clock::system(),
+        },
+    )
+    .unwrap();
+    dir.write("AuthKey.p8", &pem);
+    dir.write("session.key", SECRET);
+    let cfg = dir.write(
+        "applegate.toml",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\nthreads = 1\ngrace_period = \"0s\"\n\
+             [apple]\nteam_id = \"{}\"\nservices_id = \"{}\"\nkey_id = \"{}\"\nprivate_key_file = \"AuthKey.p8\"\nbase_url = \"{}\"\n\
+             [session]\nsecret_file = \"session.key\"\n[revocation]\nfile = \"revoked.log\"\n[log]\nlevel = \"debug\"\n\
+             [[routes]]\npath = \"/\"\nupstream = \"http://{}\"\n",
+            common::TEAM_ID,
+            common::SERVICES_ID,
+            common::KEY_ID,
+            emu.base_url(),
+            demo.addr
+        ),
+    );
+    let mut child = Proc(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .env_remove("APPLEGATE_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port);
+
+    let mut secrets: Vec<String> = vec![SECRET.into()];
+    secrets.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_string),
+    );
+    let mut b = Browser::new();
+    let start = b
+        .get(
+            &format!("{url}/private?code=QUERYCODE1234567&token=QUERYTOKEN7654321"),
+            Nav::TopLevel,
+        )
+        .await;
+    secrets.extend(["QUERYCODE1234567".into(), "QUERYTOKEN7654321".into()]);
+    let steps = b
+        .sign_in_steps(&start.location().unwrap(), &Person::new("jane@example.com"))
+        .await;
+    assert_eq!(steps.callback_page.status, 303);
+    for (k, v) in &steps.fields {
+        if k == "code" || k == "state" {
+            secrets.push(v.clone());
+        }
+    }
+    let session = b.cookie("applegate").unwrap().value.clone();
+    secrets.push(session.clone());
+    assert_eq!(b.get(&format!("{url}/private"), Nav::Api).await.status, 200);
+    // A replay (fails), then a sign-out.
+    let mut again = Browser::new();
+    let replay = again
+        .post_form(&steps.callback, &steps.fields, emu.base_url())
+        .await;
+    assert_eq!(replay.status, 400);
+    let mut b2 = Browser::new();
+    let start = b2
+        .get(&format!("{url}/oauth2/start?rd=/"), Nav::TopLevel)
+        .await;
+    secrets.push(
+        b2.cookie_starting("applegate-login-")
+            .unwrap()
+            .value
+            .clone(),
+    );
+    let login_state = url::Url::parse(&start.location().unwrap()).unwrap();
+    secrets.extend(
+        login_state
+            .query_pairs()
+            .filter(|(k, _)| k == "nonce" || k == "state")
+            .map(|(_, v)| v.into_owned()),
+    );
+    b.get(&format!("{url}/oauth2/sign_out"), Nav::TopLevel)
+        .await;
+    secrets.extend(emu.secrets_seen());
+
+    // Stop the gateway (SIGTERM, grace period 0) and read everything it wrote.
+    let pid = child.0.id();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let mut logs = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+
+    assert!(
+        logs.contains("applegate::access"),
+        "access events are logged:\n{logs}"
+    );
+    assert!(logs.contains("signed in"), "{logs}");
+    assert!(
+        logs.contains("sign-in refused"),
+        "the replay is logged: {logs}"
+    );
+    assert!(secrets.len() > 15, "{secrets:?}");
+    for s in &secrets {
+        assert!(s.len() >= 8, "too short to search for: {s:?}");
+        // Cookie values are base64: check a distinctive middle slice too.
+        let probe = if s.len() > 40 { &s[10..40] } else { s.as_str() };
+        assert!(
+            !logs.contains(probe),
+            "a secret ({}…) appears in the logs:\n{logs}",
+            &s[..6.min(s.len())]
+        );
+    }
+}
+
+/// `applegate dev` starts everything; a scripted client signs in through
+/// the emulator and sees its identity on the demo page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_mode_serves_the_demo() {
+    // Three consecutive free ports (free_port checks the two after it).
+    let base = common::free_port();
+    let mut child = Proc(
+        Command::new(BIN)
+            .args(["dev", "--port", &base.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let open_line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("Open"))
+        .expect("dev prints the URL to open");
+    let url = format!("http://localhost:{base}/");
+    assert!(open_line.contains(&url), "{open_line}");
+    wait_for_port(base);
+
+    let mut b = Browser::new();
+    let page = b.sign_in(&url, &Person::new("dev.user@example.com")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Hello, dev.user@example.com"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("x-auth-request-user"), "{}", page.body);
+    let out = b.get(&format!("{url}oauth2/sign_out"), Nav::TopLevel).await;
+    assert_eq!(out.status, 200);
+    assert_eq!(b.get(&url, Nav::Api).await.status, 401);
+    drop(child);
+}
