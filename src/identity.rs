@@ -98,23 +98,31 @@ fn flag(b: bool) -> HeaderValue {
     HeaderValue::from_static(if b { "true" } else { "false" })
 }
 
-/// Sets the identity headers for `s` on the upstream request.
-pub fn inject(req: &mut RequestHeader, s: &Session) -> pingora::Result<()> {
+/// Calls `f` with each identity header for `s`, name and value.
+pub fn each<E>(
+    s: &Session,
+    mut f: impl FnMut(&'static str, HeaderValue) -> Result<(), E>,
+) -> Result<(), E> {
     let sub = value(&s.sub);
-    req.insert_header(USER, sub.clone())?;
-    req.insert_header(FORWARDED_USER, sub)?;
+    f(USER, sub.clone())?;
+    f(FORWARDED_USER, sub)?;
     if let Some(email) = &s.email {
         let email = value(email);
-        req.insert_header(EMAIL, email.clone())?;
-        req.insert_header(FORWARDED_EMAIL, email)?;
+        f(EMAIL, email.clone())?;
+        f(FORWARDED_EMAIL, email)?;
     }
-    req.insert_header(EMAIL_VERIFIED, flag(s.email_verified))?;
-    req.insert_header(PRIVATE_EMAIL, flag(s.is_private_email))?;
+    f(EMAIL_VERIFIED, flag(s.email_verified))?;
+    f(PRIVATE_EMAIL, flag(s.is_private_email))?;
     if let Some(name) = &s.name {
         let encoded: String = percent_encoding::utf8_percent_encode(name, NAME_ENCODE).to_string();
-        req.insert_header(NAME, value(&encoded))?;
+        f(NAME, value(&encoded))?;
     }
     Ok(())
+}
+
+/// Sets the identity headers for `s` on the upstream request.
+pub fn inject(req: &mut RequestHeader, s: &Session) -> pingora::Result<()> {
+    each(s, |name, v| req.insert_header(name, v).map(|_| ()))
 }
 
 /// Bytes percent-encoded in the name header: controls, non-ASCII, and `%`.

@@ -400,15 +400,32 @@ async fn dev_mode_serves_the_demo() {
             .spawn()
             .unwrap(),
     );
-    let stdout = child.0.stdout.take().unwrap();
-    let open_line = BufReader::new(stdout)
-        .lines()
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let open_line = lines
+        .by_ref()
         .map_while(Result::ok)
         .find(|l| l.contains("Open"))
         .expect("dev prints the URL to open");
+    // Keep reading, as a terminal would.
+    std::thread::spawn(move || lines.for_each(drop));
     let url = format!("http://localhost:{base}/");
     assert!(open_line.contains(&url), "{open_line}");
-    wait_for_port(base);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", base)).is_err() {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            let mut err = String::new();
+            child
+                .0
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            panic!("dev exited ({status}) without listening:\n{err}");
+        }
+        assert!(Instant::now() < deadline, "dev does not listen on {base}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 
     let mut b = Browser::new();
     let page = b.sign_in(&url, &Person::new("dev.user@example.com")).await;

@@ -333,7 +333,7 @@ async fn tampered_or_foreign_session_cookies_are_refused() {
 #[tokio::test]
 async fn spoofed_identity_headers_never_reach_the_upstream() {
     let stack = Stack::with(common::Options {
-        public_prefix: Some("/public/".into()),
+        routes: vec![("/public/", "public")],
         ..Default::default()
     });
     let spoof: &[(&str, &str)] = &[

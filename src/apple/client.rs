@@ -46,6 +46,8 @@ pub struct Client {
     /// Space-separated, e.g. `name email`.
     scope: String,
     audiences: Vec<String>,
+    /// The Services ID and the app bundle IDs: audiences of bearer tokens.
+    bearer_audiences: Vec<String>,
     leeway: u64,
     clock: SharedClock,
     /// The minted client secret (cached inside).
@@ -89,6 +91,9 @@ impl Client {
             redirect_uri,
             scope: apple.scopes.join(" "),
             audiences: vec![apple.services_id.clone()],
+            bearer_audiences: std::iter::once(apple.services_id.clone())
+                .chain(apple.bundle_ids.iter().cloned())
+                .collect(),
             leeway: apple.leeway.as_secs(),
             clock,
             secret,
@@ -170,6 +175,25 @@ impl Client {
             leeway: self.leeway,
         };
         id_token::verify(token, &self.jwks, &expect).await
+    }
+
+    /// Verifies a bearer id_token: as [`Self::verify_id_token`], with the
+    /// app bundle IDs as further audiences and no nonce (the app, not the
+    /// gateway, sent it to Apple).
+    pub async fn verify_bearer_token(&self, token: &str) -> Result<IdToken, AppleError> {
+        let expect = Expectations {
+            issuer: &self.base_url,
+            audiences: &self.bearer_audiences,
+            nonce: None,
+            now: self.clock.now(),
+            leeway: self.leeway,
+        };
+        id_token::verify(token, &self.jwks, &expect).await
+    }
+
+    /// Allowed clock skew in seconds.
+    pub fn leeway(&self) -> u64 {
+        self.leeway
     }
 
     /// The whole server side of a sign-in: exchange the code, verify the

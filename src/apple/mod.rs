@@ -6,6 +6,7 @@
 //! code exchange). Apple's documentation:
 //! <https://developer.apple.com/documentation/sign_in_with_apple/sign_in_with_apple_rest_api>
 
+pub mod bearer;
 pub mod client;
 pub mod client_secret;
 pub mod id_token;
@@ -13,6 +14,7 @@ pub mod jwks;
 
 use std::fmt;
 
+pub use bearer::BearerCache;
 pub use client::{Client, TokenResponse};
 pub use client_secret::ClientSecret;
 pub use id_token::{Expectations, IdToken};

@@ -38,6 +38,7 @@ pub struct AppleSection {
     pub client_secret_lifetime: Option<String>,
     pub keys_refetch_interval: Option<String>,
     pub leeway: Option<String>,
+    pub bundle_ids: Option<Vec<String>>,
 }
 
 /// `[session]`

@@ -84,6 +84,8 @@ pub struct Apple {
     pub client_secret_lifetime: Duration,
     pub keys_refetch_interval: Duration,
     pub leeway: Duration,
+    /// App bundle IDs whose native id_tokens are accepted as bearer tokens.
+    pub bundle_ids: Vec<String>,
 }
 
 impl fmt::Debug for Apple {
@@ -143,6 +145,9 @@ pub enum AuthMode {
     Required,
     /// No authentication; identity headers are still stripped.
     Public,
+    /// An API: `Authorization: Bearer <Apple id_token>` (from a native app
+    /// or the web) or a session cookie; never a redirect, 401 otherwise.
+    Bearer,
 }
 
 /// One `[[routes]]` entry.

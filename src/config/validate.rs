@@ -260,10 +260,11 @@ impl Validator<'_> {
         let auth = match r.auth.as_deref() {
             None | Some("required") => AuthMode::Required,
             Some("public") => AuthMode::Public,
+            Some("bearer") => AuthMode::Bearer,
             Some(other) => {
                 self.problem(
                     format!("{key}.auth"),
-                    format!("expected \"required\" or \"public\", found {other:?}"),
+                    format!("expected \"required\", \"public\" or \"bearer\", found {other:?}"),
                 );
                 AuthMode::Required
             }
@@ -547,6 +548,19 @@ impl Validator<'_> {
             "apple.keys_refetch_interval",
             Duration::from_secs(60),
         );
+        let bundle_ids = a.bundle_ids.unwrap_or_default();
+        for b in &bundle_ids {
+            if b.is_empty()
+                || !b
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            {
+                self.problem(
+                    "apple.bundle_ids",
+                    format!("expected app bundle IDs such as \"com.example.app\", found {b:?}"),
+                );
+            }
+        }
         let leeway = self.duration(a.leeway, "apple.leeway", Duration::from_secs(60));
         if leeway > Duration::from_secs(300) {
             self.problem(
@@ -565,6 +579,7 @@ impl Validator<'_> {
             client_secret_lifetime,
             keys_refetch_interval,
             leeway,
+            bundle_ids,
         })
     }
 

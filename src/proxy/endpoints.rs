@@ -4,6 +4,9 @@
 //! - `POST /oauth2/callback`: Apple's `form_post`; finish the sign-in.
 //! - `GET|POST /oauth2/sign_out?rd=<path>`: end the session.
 //! - `GET /oauth2/userinfo`: the signed-in identity as JSON (or 401).
+//! - `GET /oauth2/auth`: forward auth for nginx `auth_request`, Traefik
+//!   `forwardAuth`, Caddy `forward_auth`: 202 with the identity headers,
+//!   or 401 (403 when the policy refuses).
 //!
 //! Paths and behaviour follow oauth2-proxy so existing links keep working.
 
@@ -15,6 +18,7 @@ use super::ctx::Ctx;
 use super::error::Failure;
 use super::respond::{escape, Response};
 use super::Gateway;
+use crate::identity;
 use crate::session::{find_cookie, random_token, Session};
 
 /// Answers a request to `/oauth2/...`.
@@ -34,8 +38,9 @@ pub async fn serve(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Respon
             ctx,
             "/oauth2/start",
         ),
-        "/oauth2/userinfo" if is_get => userinfo(gw, down),
+        "/oauth2/userinfo" if is_get => userinfo(gw, down).await,
         "/oauth2/userinfo" => json_error(Failure::MethodNotAllowed("GET, HEAD"), ctx),
+        "/oauth2/auth" => forward_auth(gw, down, ctx).await,
         _ => page_error(Failure::NotFound, ctx, "/oauth2/start"),
     }
 }
@@ -315,8 +320,8 @@ fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     resp.cookie(gw.session_cookie.clear_cookie())
 }
 
-fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
-    match gw.authenticate(down) {
+async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
+    match gw.identify(down, true).await {
         Ok(s) => Response::json(
             200,
             &json!({
@@ -328,10 +333,27 @@ fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
                 "expires_at": s.expires_at,
             }),
         ),
-        Err(_) => Response::json(
-            401,
-            &json!({"error": "unauthorized", "message": "sign in required"}),
-        ),
+        Err(e) => e.response(),
+    }
+}
+
+/// Forward auth: the ingress in front asks, for each request, whether it
+/// may pass and who makes it. Any method is accepted (the ingress may
+/// mirror the original one); the answer never has a body to forward.
+async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Response {
+    match gw.identify(down, true).await {
+        Ok(s) => match gw.policy.check(&s) {
+            Ok(()) => {
+                let mut resp = Response::empty(202);
+                let Ok(()) = identity::each::<std::convert::Infallible>(&s, |name, v| {
+                    resp.push(name, v);
+                    Ok(())
+                });
+                resp
+            }
+            Err(d) => json_error(Failure::Denied(d), ctx),
+        },
+        Err(e) => e.response(),
     }
 }
 

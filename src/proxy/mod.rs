@@ -21,7 +21,7 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use serde_json::json;
 
-use crate::apple;
+use crate::apple::{self, AppleError, BearerCache};
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, PublicUrl};
 use crate::identity;
@@ -44,6 +44,7 @@ pub struct Gateway {
     pub routes: Routes,
     pub clock: SharedClock,
     pub max_callback_body: usize,
+    pub bearer: BearerCache,
     access_log: bool,
     next_request_id: AtomicU64,
 }
@@ -70,6 +71,7 @@ impl Gateway {
             routes: Routes::new(&config.routes),
             clock,
             max_callback_body: config.server.max_callback_body,
+            bearer: BearerCache::new(100_000),
             access_log: config.log.access,
             next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
         })
@@ -86,18 +88,54 @@ impl Gateway {
         Ok(s)
     }
 
+    /// Who makes this request: from `Authorization: Bearer <Apple
+    /// id_token>` when `bearer_ok` and the header is present, else from the
+    /// session cookie.
+    pub async fn identify(
+        &self,
+        down: &Downstream,
+        bearer_ok: bool,
+    ) -> Result<Session, NoIdentity> {
+        let bearer = bearer_ok.then(|| bearer_token(down.req_header())).flatten();
+        let Some(token) = bearer else {
+            return self.authenticate(down).map_err(NoIdentity::Session);
+        };
+        let now = self.clock.now();
+        let claims = self
+            .bearer
+            .verify(token, now, self.apple.leeway(), || {
+                self.apple.verify_bearer_token(token)
+            })
+            .await
+            .map_err(NoIdentity::Token)?;
+        let s = Session {
+            id: String::new(),
+            sub: claims.sub.clone(),
+            email: claims.email.clone(),
+            email_verified: claims.email_verified.unwrap_or(false),
+            is_private_email: claims.is_private_email.unwrap_or(false),
+            name: None,
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        };
+        if self.revocations.is_revoked(&s) {
+            return Err(NoIdentity::Session(SessionError::Revoked));
+        }
+        Ok(s)
+    }
+
     /// Decides a non-endpoint request: `None` to forward it, or the
     /// response that answers it.
-    fn admit(&self, down: &Downstream, ctx: &mut Ctx) -> Option<Response> {
+    async fn admit(&self, down: &Downstream, ctx: &mut Ctx) -> Option<Response> {
         let req = down.req_header();
         let host = req
             .headers
             .get(http::header::HOST)
             .map(|h| h.as_bytes())
             .or_else(|| req.uri.host().map(str::as_bytes));
-        let browser = is_browser_navigation(req);
         let Some(route) = self.routes.find(host, req.uri.path()) else {
             ctx.outcome = Outcome::NoRoute;
+            let browser = is_browser_navigation(req);
             return Some(if browser {
                 Failure::NotFound.page("/")
             } else {
@@ -105,11 +143,13 @@ impl Gateway {
             });
         };
         ctx.route = Some(route.index);
-        if route.auth == AuthMode::Public {
+        let auth = route.auth;
+        if auth == AuthMode::Public {
             ctx.outcome = Outcome::Public;
             return None;
         }
-        match self.authenticate(down) {
+        let browser = auth == AuthMode::Required && is_browser_navigation(req);
+        match self.identify(down, auth == AuthMode::Bearer).await {
             Ok(s) => match self.policy.check(&s) {
                 Ok(()) => {
                     ctx.outcome = Outcome::Authenticated;
@@ -125,24 +165,21 @@ impl Gateway {
             },
             Err(e) if browser => {
                 ctx.outcome = Outcome::SignInRedirect;
-                let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+                let path = down
+                    .req_header()
+                    .uri
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str());
                 let resp = Response::redirect(302, endpoints::start_url(self, path));
                 // A cookie that does not open is dead weight on every request.
-                Some(if e == SessionError::Missing {
-                    resp
-                } else {
-                    resp.cookie(self.session_cookie.clear_cookie())
+                Some(match e {
+                    NoIdentity::Session(SessionError::Missing) => resp,
+                    _ => resp.cookie(self.session_cookie.clear_cookie()),
                 })
             }
-            Err(_) => {
+            Err(e) => {
                 ctx.outcome = Outcome::Unauthenticated;
-                Some(
-                    Response::json(
-                        401,
-                        &json!({"error": "unauthorized", "message": "sign in required"}),
-                    )
-                    .header("WWW-Authenticate", "Cookie realm=\"applegate\""),
-                )
+                Some(e.response())
             }
         }
     }
@@ -150,6 +187,44 @@ impl Gateway {
     fn is_our_cookie(&self, name: &str) -> bool {
         name == self.session_cookie.name() || self.login.is_login_cookie(name)
     }
+}
+
+/// Why a request has no identity.
+#[derive(Debug)]
+pub enum NoIdentity {
+    /// No usable session cookie.
+    Session(SessionError),
+    /// A bearer token that did not verify.
+    Token(AppleError),
+}
+
+impl NoIdentity {
+    /// The 401 for an API client (RFC 6750 §3 for bearer tokens).
+    pub fn response(&self) -> Response {
+        let challenge = match self {
+            NoIdentity::Token(_) => "Bearer realm=\"applegate\", error=\"invalid_token\"",
+            NoIdentity::Session(_) => "Bearer realm=\"applegate\"",
+        };
+        Response::json(
+            401,
+            &json!({"error": "unauthorized", "message": "sign in required"}),
+        )
+        .header("WWW-Authenticate", challenge)
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer_token(req: &RequestHeader) -> Option<&str> {
+    let v = req
+        .headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Whether a request is a top-level browser navigation (worth a redirect to
@@ -188,7 +263,7 @@ impl ProxyHttp for Gateway {
             respond::send(down, resp).await?;
             return Ok(true);
         }
-        match self.admit(down, ctx) {
+        match self.admit(down, ctx).await {
             None => Ok(false),
             Some(resp) => {
                 respond::send(down, resp).await?;

@@ -57,8 +57,10 @@ pub fn free_port() -> u16 {
 pub struct Options {
     /// Extra TOML appended to the generated config (e.g. a [policy]).
     pub extra_toml: String,
-    /// A public route to the demo app at this prefix.
-    pub public_prefix: Option<String>,
+    /// Extra routes to the demo app: (path prefix, auth mode).
+    pub routes: Vec<(&'static str, &'static str)>,
+    /// Extra keys for the [apple] section.
+    pub apple_toml: String,
     /// The clock shared by gateway and emulator.
     pub clock: SharedClock,
     /// Session secrets (one per line), first seals.
@@ -72,7 +74,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             extra_toml: String::new(),
-            public_prefix: None,
+            routes: Vec::new(),
+            apple_toml: String::new(),
             clock: Arc::new(SystemClock),
             session_secret: "b0f1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5"
                 .into(),
@@ -131,6 +134,7 @@ services_id = "{SERVICES_ID}"
 key_id = "{KEY_ID}"
 base_url = "{base}"
 keys_refetch_interval = "1s"
+{apple_extra}
 
 [log]
 level = "warn"
@@ -145,14 +149,15 @@ upstream = "http://{demo}"
             base = emulator.base_url(),
             demo = demo.addr,
             extra = opts.extra_toml,
+            apple_extra = opts.apple_toml,
             routes = opts
-                .public_prefix
-                .as_deref()
-                .map(|p| format!(
-                    "[[routes]]\npath = \"{p}\"\nauth = \"public\"\nupstream = \"http://{}\"\n",
+                .routes
+                .iter()
+                .map(|(p, auth)| format!(
+                    "[[routes]]\npath = \"{p}\"\nauth = \"{auth}\"\nupstream = \"http://{}\"\n",
                     demo.addr
                 ))
-                .unwrap_or_default(),
+                .collect::<String>(),
         );
         let signing = if opts.wrong_key {
             SigningKey::random(&mut rand::thread_rng())
