@@ -121,6 +121,7 @@ pub fn verify_with_key(
     expect: &Expectations<'_>,
 ) -> Result<IdToken, AppleError> {
     kid_of(token)?;
+    super::rs256::install();
     let mut v = Validation::new(Algorithm::RS256);
     // Time is checked below against the injected clock, not jsonwebtoken's.
     v.validate_exp = false;

@@ -11,6 +11,7 @@ pub mod client;
 pub mod client_secret;
 pub mod id_token;
 pub mod jwks;
+pub mod rs256;
 
 use std::fmt;
 
