@@ -125,6 +125,39 @@ pub fn inject(req: &mut RequestHeader, s: &Session) -> pingora::Result<()> {
     each(s, |name, v| req.insert_header(name, v).map(|_| ()))
 }
 
+/// Who makes a request, with the header values to send built once.
+#[derive(Debug)]
+pub struct Identity {
+    pub session: Session,
+    headers: Vec<(&'static str, HeaderValue)>,
+}
+
+impl Identity {
+    /// The identity of `session`.
+    pub fn new(session: Session) -> Self {
+        let mut headers = Vec::with_capacity(7);
+        let Ok(()) = each::<std::convert::Infallible>(&session, |n, v| {
+            headers.push((n, v));
+            Ok(())
+        });
+        Identity { session, headers }
+    }
+
+    /// The identity headers, names and values.
+    pub fn headers(&self) -> &[(&'static str, HeaderValue)] {
+        &self.headers
+    }
+
+    /// Sets the identity headers on the upstream request (cloning a
+    /// `HeaderValue` only bumps a reference count).
+    pub fn inject(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+        for (name, v) in &self.headers {
+            req.insert_header(*name, v.clone())?;
+        }
+        Ok(())
+    }
+}
+
 /// Bytes percent-encoded in the name header: controls, non-ASCII, and `%`.
 const NAME_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 

@@ -34,6 +34,15 @@ impl fmt::Display for Denied {
     }
 }
 
+/// Whether the user hides behind Apple's private relay.
+pub fn is_private_relay(s: &Session) -> bool {
+    s.is_private_email
+        || s.email.as_deref().is_some_and(|e| {
+            e.rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(PRIVATE_RELAY_DOMAIN))
+        })
+}
+
 /// The compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -63,19 +72,15 @@ impl Policy {
 
     /// Decides for a signed-in user.
     pub fn check(&self, s: &Session) -> Result<(), Denied> {
-        let email = s.email.as_deref().map(str::to_ascii_lowercase);
-        let relay = s.is_private_email
-            || email
-                .as_deref()
-                .is_some_and(|e| e.ends_with(&format!("@{PRIVATE_RELAY_DOMAIN}")));
-        if relay && !self.allow_private_relay {
+        // Runs on every request: no allocation until an allow list is consulted.
+        if !self.allow_private_relay && is_private_relay(s) {
             return Err(Denied::PrivateRelay);
         }
         if self.is_open() || self.subs.contains(&s.sub) {
             return Ok(());
         }
         let trusted = s.email_verified || !self.require_verified_email;
-        if let (Some(email), true) = (email, trusted) {
+        if let (Some(email), true) = (s.email.as_deref().map(str::to_ascii_lowercase), trusted) {
             let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
             if self.emails.contains(&email) || self.domains.contains(domain) {
                 return Ok(());

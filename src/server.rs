@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pingora::listeners::ListenerConfig;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
@@ -75,6 +77,28 @@ impl BackgroundService for Upkeep {
     }
 }
 
+/// Pingora's server settings for `threads` worker threads; shared with the
+/// load benchmark's bare pingora proxy so both run the same engine.
+/// (Single-threaded runtimes and other upstream pool sizes measured no
+/// different here: benches/RESULTS.md.)
+pub fn engine_conf(threads: usize, grace_secs: u64) -> ServerConf {
+    ServerConf {
+        threads,
+        grace_period_seconds: Some(grace_secs),
+        graceful_shutdown_timeout_seconds: Some(grace_secs.max(1)),
+        ..Default::default()
+    }
+}
+
+/// The listener for `addr` with a `read_buffer`-byte read buffer; shared
+/// with the load benchmark's bare pingora proxy.
+pub fn listener(addr: &str, read_buffer: usize) -> ListenerConfig {
+    // Pingora's default is a 64 KiB read buffer per connection: two thirds
+    // of an idle keep-alive connection's memory, for no measured speed-up
+    // over 4 KiB on HTTP/1 (benches/RESULTS.md).
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(read_buffer))
+}
+
 /// Builds the pingora server for `config`.
 pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> {
     // Pingora retries a busy address in the background; an operator is
@@ -83,13 +107,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         std::net::TcpListener::bind(config.server.listen)
             .map_err(|e| StartError::Listen(config.server.listen, e))?,
     );
-    let grace = config.server.grace_period.as_secs();
-    let conf = ServerConf {
-        threads: config.server.threads,
-        grace_period_seconds: Some(grace),
-        graceful_shutdown_timeout_seconds: Some(grace.max(1)),
-        ..Default::default()
-    };
+    let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let revocations = Arc::new(match &config.revocation.file {
@@ -105,7 +123,10 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     };
     let mut proxy =
         pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "applegate");
-    proxy.add_tcp(&config.server.listen.to_string());
+    proxy.add_listener(listener(
+        &config.server.listen.to_string(),
+        config.server.read_buffer,
+    ));
     server.add_service(proxy);
     server.add_service(background_service("upkeep", upkeep));
     Ok(server)

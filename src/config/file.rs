@@ -22,6 +22,8 @@ pub struct ServerSection {
     pub grace_period: Option<String>,
     /// Largest accepted callback body.
     pub max_callback_body: Option<i64>,
+    /// Per-connection read buffer in bytes (0: none).
+    pub read_buffer: Option<i64>,
 }
 
 /// `[apple]`

@@ -23,6 +23,8 @@ pub use validate::{parse_duration, Problem};
 pub const ENV_APPLE_PRIVATE_KEY: &str = "APPLEGATE_APPLE_PRIVATE_KEY";
 /// Environment variable holding the session secret(s).
 pub const ENV_SESSION_SECRET: &str = "APPLEGATE_SESSION_SECRET";
+/// Default per-connection read buffer (`server.read_buffer`).
+pub const DEFAULT_READ_BUFFER: usize = 4096;
 /// Apple's production base URL.
 pub const APPLE_BASE_URL: &str = "https://appleid.apple.com";
 /// Apple caps a client secret's lifetime at six months (15777000 s).
@@ -51,6 +53,9 @@ pub struct Server {
     pub threads: usize,
     pub grace_period: Duration,
     pub max_callback_body: usize,
+    /// Per-connection read buffer in bytes; 0 reads straight into the
+    /// request parser's buffer.
+    pub read_buffer: usize,
 }
 
 /// The external origin of the gateway, e.g. `https://app.example.com`.

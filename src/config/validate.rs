@@ -417,8 +417,20 @@ impl Validator<'_> {
                 0
             }
         };
+        let read_buffer = match s.read_buffer {
+            None => DEFAULT_READ_BUFFER,
+            Some(n) if (0..=1024 * 1024).contains(&n) => n as usize,
+            Some(n) => {
+                self.problem(
+                    "server.read_buffer",
+                    format!("expected a size in bytes from 0 to 1048576, found {n}"),
+                );
+                0
+            }
+        };
         Some(Server {
             listen: listen?,
+            read_buffer,
             public_url: public_url?,
             threads,
             grace_period,

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use crate::session::Session;
+use std::sync::Arc;
+
+use crate::identity::Identity;
 
 /// What the gateway decided, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +50,8 @@ pub struct Ctx {
     pub started: Instant,
     /// Index into the routes of the matched route.
     pub route: Option<usize>,
-    /// The session of an authenticated request, for header injection.
-    pub session: Option<Session>,
+    /// Who makes an authenticated request, for header injection.
+    pub identity: Option<Arc<Identity>>,
     pub outcome: Outcome,
 }
 
@@ -60,7 +62,7 @@ impl Ctx {
             id,
             started: Instant::now(),
             route: None,
-            session: None,
+            identity: None,
             outcome: Outcome::Pending,
         }
     }

@@ -18,7 +18,6 @@ use super::ctx::Ctx;
 use super::error::Failure;
 use super::respond::{escape, Response};
 use super::Gateway;
-use crate::identity;
 use crate::session::{find_cookie, random_token, Session};
 
 /// Answers a request to `/oauth2/...`.
@@ -322,15 +321,15 @@ fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
 
 async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
     match gw.identify(down, true).await {
-        Ok(s) => Response::json(
+        Ok(id) => Response::json(
             200,
             &json!({
-                "user": s.sub,
-                "email": s.email,
-                "email_verified": s.email_verified,
-                "is_private_email": s.is_private_email,
-                "name": s.name,
-                "expires_at": s.expires_at,
+                "user": id.session.sub,
+                "email": id.session.email,
+                "email_verified": id.session.email_verified,
+                "is_private_email": id.session.is_private_email,
+                "name": id.session.name,
+                "expires_at": id.session.expires_at,
             }),
         ),
         Err(e) => e.response(),
@@ -342,13 +341,12 @@ async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
 /// mirror the original one); the answer never has a body to forward.
 async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Response {
     match gw.identify(down, true).await {
-        Ok(s) => match gw.policy.check(&s) {
+        Ok(id) => match gw.policy.check(&id.session) {
             Ok(()) => {
                 let mut resp = Response::empty(202);
-                let Ok(()) = identity::each::<std::convert::Infallible>(&s, |name, v| {
-                    resp.push(name, v);
-                    Ok(())
-                });
+                for (name, v) in id.headers() {
+                    resp.push(name, v.clone());
+                }
                 resp
             }
             Err(d) => json_error(Failure::Denied(d), ctx),

@@ -24,7 +24,7 @@ use serde_json::json;
 use crate::apple::{self, AppleError, BearerCache};
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, PublicUrl};
-use crate::identity;
+use crate::identity::{self, Identity};
 use crate::policy::Policy;
 use crate::session::{find_cookie, LoginCookie, Revocations, Session, SessionCookie, SessionError};
 use ctx::{Ctx, Outcome};
@@ -45,6 +45,13 @@ pub struct Gateway {
     pub clock: SharedClock,
     pub max_callback_body: usize,
     pub bearer: BearerCache,
+    /// Session cookie value ▶ its opened identity. Why: opening a cookie
+    /// (base64, AES-GCM, JSON) and building its header values is most of
+    /// the gateway's own work per request, and a browser sends the same
+    /// value with every request. Exact-value keys, so only the identical
+    /// sealed cookie hits; expiry and revocation are still checked per
+    /// request. Bounded by capacity and an idle time.
+    sessions: moka::sync::Cache<Arc<str>, Arc<Identity>>,
     access_log: bool,
     next_request_id: AtomicU64,
 }
@@ -72,20 +79,39 @@ impl Gateway {
             clock,
             max_callback_body: config.server.max_callback_body,
             bearer: BearerCache::new(100_000),
+            sessions: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_idle(std::time::Duration::from_secs(3600))
+                .build(),
             access_log: config.log.access,
             next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
         })
     }
 
     /// The session of this request, if it carries a valid, unrevoked one.
-    pub fn authenticate(&self, down: &Downstream) -> Result<Session, SessionError> {
-        let value = find_cookie(endpoints::cookie_headers(down), self.session_cookie.name())
-            .ok_or(SessionError::Missing)?;
-        let s = self.session_cookie.open(value, self.clock.now())?;
-        if self.revocations.is_revoked(&s) {
+    /// `cookie_headers` are the request's `Cookie` header values.
+    pub fn authenticate<'a>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Arc<Identity>, SessionError> {
+        let value =
+            find_cookie(cookie_headers, self.session_cookie.name()).ok_or(SessionError::Missing)?;
+        let now = self.clock.now();
+        let id = match self.sessions.get(value) {
+            Some(id) => id,
+            None => {
+                let id = Arc::new(Identity::new(self.session_cookie.open(value, now)?));
+                self.sessions.insert(Arc::from(value), id.clone());
+                id
+            }
+        };
+        if now >= id.session.expires_at {
+            return Err(SessionError::Expired);
+        }
+        if self.revocations.is_revoked(&id.session) {
             return Err(SessionError::Revoked);
         }
-        Ok(s)
+        Ok(id)
     }
 
     /// Who makes this request: from `Authorization: Bearer <Apple
@@ -95,10 +121,12 @@ impl Gateway {
         &self,
         down: &Downstream,
         bearer_ok: bool,
-    ) -> Result<Session, NoIdentity> {
+    ) -> Result<Arc<Identity>, NoIdentity> {
         let bearer = bearer_ok.then(|| bearer_token(down.req_header())).flatten();
         let Some(token) = bearer else {
-            return self.authenticate(down).map_err(NoIdentity::Session);
+            return self
+                .authenticate(endpoints::cookie_headers(down))
+                .map_err(NoIdentity::Session);
         };
         let now = self.clock.now();
         let claims = self
@@ -121,7 +149,7 @@ impl Gateway {
         if self.revocations.is_revoked(&s) {
             return Err(NoIdentity::Session(SessionError::Revoked));
         }
-        Ok(s)
+        Ok(Arc::new(Identity::new(s)))
     }
 
     /// Decides a non-endpoint request: `None` to forward it, or the
@@ -150,10 +178,10 @@ impl Gateway {
         }
         let browser = auth == AuthMode::Required && is_browser_navigation(req);
         match self.identify(down, auth == AuthMode::Bearer).await {
-            Ok(s) => match self.policy.check(&s) {
+            Ok(id) => match self.policy.check(&id.session) {
                 Ok(()) => {
                     ctx.outcome = Outcome::Authenticated;
-                    ctx.session = Some(s);
+                    ctx.identity = Some(id);
                     None
                 }
                 Err(denied) => {
@@ -295,8 +323,8 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
         identity::strip_cookies(req, |n| self.is_our_cookie(n));
-        if let Some(s) = &ctx.session {
-            identity::inject(req, s)?;
+        if let Some(id) = &ctx.identity {
+            id.inject(req)?;
         }
         Ok(())
     }
