@@ -113,19 +113,16 @@ pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
         .unwrap_or_default();
     let public_url = format!("http://localhost:{}", ports.gateway);
     let demo = crate::demo::start(bind(ports.demo)?).map_err(|e| DevError::Bind(ports.demo, e))?;
-    let emulator = Emulator::start(
+    let emulator = Emulator::start_local(
         bind(ports.emulator)?,
-        emulator::Options {
-            clients: vec![emulator::Client {
-                client_id: SERVICES_ID.into(),
-                team_id: TEAM_ID.into(),
-                key_id: KEY_ID.into(),
-                public_key: *key.verifying_key(),
-                redirect_uris: vec![format!("{public_url}/oauth2/callback")],
-            }],
-            allow_insecure_redirects: true,
-            clock: clock::system(),
-        },
+        emulator::Client::new(
+            SERVICES_ID,
+            TEAM_ID,
+            KEY_ID,
+            *key.verifying_key(),
+            format!("{public_url}/oauth2/callback"),
+        ),
+        clock::system(),
     )
     .map_err(DevError::Emulator)?;
     let toml = dev_toml(ports, &public_url, emulator.base_url());

@@ -120,11 +120,6 @@ pub fn each<E>(
     Ok(())
 }
 
-/// Sets the identity headers for `s` on the upstream request.
-pub fn inject(req: &mut RequestHeader, s: &Session) -> pingora::Result<()> {
-    each(s, |name, v| req.insert_header(name, v).map(|_| ()))
-}
-
 /// Who makes a request, with the header values to send built once.
 #[derive(Debug)]
 pub struct Identity {
@@ -250,7 +245,7 @@ mod tests {
             issued_at: 0,
             expires_at: 1,
         };
-        inject(&mut req, &s).unwrap();
+        Identity::new(s).inject(&mut req).unwrap();
         assert_eq!(req.headers.get(NAME).unwrap(), "Jos%C3%A9%0D%0AX-Evil: 1");
         assert_eq!(req.headers.get(USER).unwrap(), "001.abc.1");
         assert_eq!(req.headers.get(EMAIL_VERIFIED).unwrap(), "true");

@@ -4,7 +4,7 @@
 mod common;
 
 use applegate::clock::Clock;
-use common::{Browser, Nav, Person, Stack};
+use common::{Browser, Nav, Stack};
 use serde_json::json;
 
 fn stack(clock: applegate::clock::SharedClock) -> Stack {
@@ -14,6 +14,16 @@ fn stack(clock: applegate::clock::SharedClock) -> Stack {
         routes: vec![("/api/", "bearer")],
         ..Default::default()
     })
+}
+
+/// GET `url` as an API client with `Authorization: Bearer <token>`.
+async fn bearer_get(b: &mut Browser, url: &str, token: &str) -> common::browser::Page {
+    b.get_with(
+        url,
+        Nav::Api,
+        &[("Authorization", &format!("Bearer {token}"))],
+    )
+    .await
 }
 
 /// A native iOS token as Apple issues it: audience the app's bundle ID,
@@ -43,13 +53,7 @@ async fn native_bearer_tokens_reach_the_api_with_identity() {
     let token = native_token(&stack, clock.now(), "com.example.ios");
     let mut b = Browser::new();
     for _ in 0..20 {
-        let page = b
-            .get_with(
-                &stack.at("/api/me"),
-                Nav::Api,
-                &[("Authorization", &format!("Bearer {token}"))],
-            )
-            .await;
+        let page = bearer_get(&mut b, &stack.at("/api/me"), &token).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let echo = page.json();
         assert_eq!(
@@ -67,13 +71,7 @@ async fn native_bearer_tokens_reach_the_api_with_identity() {
 
     // Expired: refused even though cached.
     clock.advance(86_400 + 61);
-    let page = b
-        .get_with(
-            &stack.at("/api/me"),
-            Nav::Api,
-            &[("Authorization", &format!("Bearer {token}"))],
-        )
-        .await;
+    let page = bearer_get(&mut b, &stack.at("/api/me"), &token).await;
     assert_eq!(page.status, 401);
     assert!(page.headers["www-authenticate"]
         .to_str()
@@ -116,11 +114,7 @@ async fn bad_bearer_tokens_get_401() {
 async fn sessions_work_on_bearer_routes() {
     let stack = stack(common::manual_clock());
     let mut b = Browser::new();
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     let page = b.get(&stack.at("/api/me"), Nav::Api).await;
     assert_eq!(page.status, 200);
     assert_eq!(
@@ -138,11 +132,7 @@ async fn forward_auth_answers_with_identity_headers() {
     let mut b = Browser::new();
     let page = b.get(&stack.at("/oauth2/auth"), Nav::Api).await;
     assert_eq!(page.status, 401);
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     let page = b.get(&stack.at("/oauth2/auth"), Nav::Api).await;
     assert_eq!(page.status, 202);
     assert_eq!(page.headers["x-auth-request-email"], "jane@example.com");

@@ -244,19 +244,16 @@ async fn logs_carry_no_secrets() {
     let port = common::free_port();
     let url = format!("http://localhost:{port}");
     let demo = applegate::demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-    let emu = Emulator::start(
+    let emu = Emulator::start_local(
         TcpListener::bind("127.0.0.1:0").unwrap(),
-        emulator::Options {
-            clients: vec![emulator::Client {
-                client_id: common::SERVICES_ID.into(),
-                team_id: common::TEAM_ID.into(),
-                key_id: common::KEY_ID.into(),
-                public_key: *key.verifying_key(),
-                redirect_uris: vec![format!("{url}/oauth2/callback")],
-            }],
-            allow_insecure_redirects: true,
-            clock: applegate::clock::system(),
-        },
+        emulator::Client::new(
+            common::SERVICES_ID,
+            common::TEAM_ID,
+            common::KEY_ID,
+            *key.verifying_key(),
+            format!("{url}/oauth2/callback"),
+        ),
+        applegate::clock::system(),
     )
     .unwrap();
     dir.write("AuthKey.p8", &pem);

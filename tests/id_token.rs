@@ -24,12 +24,7 @@ async fn bad_id_tokens_are_refused_and_no_session_results() {
     ] {
         stack.emulator.tamper_next_token(t);
         let mut b = Browser::new();
-        let steps = b
-            .sign_in_steps(
-                &stack.at("/oauth2/start?rd=/"),
-                &Person::new("jane@example.com"),
-            )
-            .await;
+        let steps = stack.sign_in_steps(&mut b, "jane@example.com").await;
         assert_eq!(
             steps.callback_page.status, 401,
             "{t:?}: {}",
@@ -47,12 +42,7 @@ async fn bad_id_tokens_are_refused_and_no_session_results() {
     }
     // And an untampered sign-in still works afterwards.
     let mut b = Browser::new();
-    let page = b
-        .sign_in(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let page = stack.sign_in(&mut b, "jane@example.com").await;
     assert_eq!(page.status, 200);
 }
 
@@ -89,11 +79,7 @@ async fn rotated_keys_are_refetched_once() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("a@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "a@example.com").await;
     assert_eq!(stack.emulator.hits().keys, 1);
     let old = stack.emulator.current_kid();
     let new = stack.emulator.rotate_keys();
@@ -147,12 +133,7 @@ async fn wrong_credentials_are_reported_as_misconfiguration() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    let steps = b
-        .sign_in_steps(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let steps = stack.sign_in_steps(&mut b, "jane@example.com").await;
     assert_eq!(steps.callback_page.status, 502);
     assert!(steps.callback_page.body.contains("misconfigured"));
     assert!(b.cookie(stack.session_cookie()).is_none());
@@ -168,27 +149,22 @@ async fn expired_codes_and_login_states_are_refused() {
         clock: clock.clone(),
         ..Default::default()
     });
+    let start = stack.at("/oauth2/start?rd=/");
     let mut b = Browser::new();
-    let start = b.get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel).await;
-    let apple = b.get(&start.location().unwrap(), Nav::TopLevel).await;
-    let (action, mut fields) = apple.form();
-    fields.push(("action".into(), "continue".into()));
-    let fp = b.post_form(&action, &fields, &apple.url).await;
-    let (cb, fields) = fp.form();
+    let at = b
+        .through_apple(&start, &Person::new("jane@example.com"))
+        .await;
     clock.advance(301);
-    let page = b.post_form(&cb, &fields, stack.emulator.base_url()).await;
+    let page = b.post_back(&at).await;
     assert_eq!(page.status, 400, "{}", page.body);
     assert!(page.body.contains("Sign-in expired"));
 
     let mut b = Browser::new();
-    let start = b.get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel).await;
-    let apple = b.get(&start.location().unwrap(), Nav::TopLevel).await;
-    let (action, mut fields) = apple.form();
-    fields.push(("action".into(), "continue".into()));
-    let fp = b.post_form(&action, &fields, &apple.url).await;
-    let (cb, fields) = fp.form();
+    let at = b
+        .through_apple(&start, &Person::new("jane@example.com"))
+        .await;
     clock.advance(601);
-    let page = b.post_form(&cb, &fields, stack.emulator.base_url()).await;
+    let page = b.post_back(&at).await;
     assert_eq!(page.status, 400);
     assert!(b.cookie(stack.session_cookie()).is_none());
 }
@@ -203,11 +179,7 @@ async fn sessions_expire() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     clock.advance(3599);
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
     clock.advance(1);

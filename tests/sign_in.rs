@@ -92,12 +92,7 @@ async fn login_state_survives_the_cross_site_post_and_the_session_is_lax() {
     let stack = Stack::start();
     let mut b = Browser::new();
     // A first sign-in, so the browser holds a Lax session cookie.
-    let page = b
-        .sign_in(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let page = stack.sign_in(&mut b, "jane@example.com").await;
     assert_eq!(page.status, 200);
     let session = b
         .cookie(stack.session_cookie())
@@ -175,17 +170,14 @@ async fn callback_without_login_state_is_refused() {
     // The attacker gets a code for their own account and makes the victim's
     // browser post it... but the attacker's browser never had the cookie.
     let mut attacker = Browser::new();
-    let apple = attacker
-        .get(&start.location().unwrap(), Nav::TopLevel)
+    let at = attacker
+        .through_apple(
+            &start.location().unwrap(),
+            &Person::new("mallory@example.com"),
+        )
         .await;
-    assert_eq!(apple.status, 200);
-    let (action, mut fields) = apple.form();
-    fields.push(("action".into(), "continue".into()));
-    let form_post = attacker.post_form(&action, &fields, &apple.url).await;
-    let (callback, fields) = form_post.form();
-    let page = attacker
-        .post_form(&callback, &fields, stack.emulator.base_url())
-        .await;
+    let callback = at.callback.clone();
+    let page = attacker.post_back(&at).await;
     assert_eq!(page.status, 400);
     assert!(attacker.cookie(stack.session_cookie()).is_none());
 
@@ -277,11 +269,7 @@ async fn tampered_or_foreign_session_cookies_are_refused() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     let good = b.cookie(stack.session_cookie()).unwrap().clone();
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
 
@@ -361,11 +349,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
         );
     }
     // Signed in: only the gateway's values arrive, once each.
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     let echo = b
         .get_with(&stack.at("/private"), Nav::Api, spoof)
         .await
@@ -402,11 +386,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
 async fn sign_out_ends_the_session() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    b.sign_in(
-        &stack.at("/oauth2/start?rd=/"),
-        &Person::new("jane@example.com"),
-    )
-    .await;
+    stack.sign_in(&mut b, "jane@example.com").await;
     let stolen = b.cookie(stack.session_cookie()).unwrap().clone();
     assert_eq!(b.get(&stack.at("/"), Nav::Api).await.status, 200);
     let out = b.get(&stack.at("/oauth2/sign_out"), Nav::TopLevel).await;
@@ -466,38 +446,26 @@ async fn userinfo_answers_the_identity() {
 async fn user_field_comes_once_and_is_display_only() {
     let stack = Stack::start();
     let mut b = Browser::new();
-    let first = b
-        .sign_in_steps(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let first = stack.sign_in_steps(&mut b, "jane@example.com").await;
     assert!(first.fields.iter().any(|(k, _)| k == "user"));
     let mut b2 = Browser::new();
-    let second = b2
-        .sign_in_steps(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let second = stack.sign_in_steps(&mut b2, "jane@example.com").await;
     assert!(!second.fields.iter().any(|(k, _)| k == "user"));
 
     // A forged `user` field cannot change who signs in.
     let mut b3 = Browser::new();
-    let start = b3.get(&stack.at("/oauth2/start?rd=/"), Nav::TopLevel).await;
-    let apple = b3.get(&start.location().unwrap(), Nav::TopLevel).await;
-    let (action, mut fields) = apple.form();
-    fields.push(("action".into(), "continue".into()));
-    fields.retain(|(k, _)| k != "email");
-    fields.push(("email".into(), "nobody@example.com".into()));
-    let fp = b3.post_form(&action, &fields, &apple.url).await;
-    let (cb, mut fields) = fp.form();
-    fields.retain(|(k, _)| k != "user");
-    fields.push((
+    let mut at = b3
+        .through_apple(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("nobody@example.com"),
+        )
+        .await;
+    at.fields.retain(|(k, _)| k != "user");
+    at.fields.push((
         "user".into(),
         r#"{"name":{"firstName":"Tim","lastName":"Cook"},"email":"tim@apple.com"}"#.into(),
     ));
-    let page = b3.post_form(&cb, &fields, stack.emulator.base_url()).await;
+    let page = b3.post_back(&at).await;
     assert_eq!(page.status, 303);
     let echo = b3.get(&stack.at("/"), Nav::Api).await.json();
     assert_eq!(
@@ -558,23 +526,13 @@ async fn policy_refuses_users_outside_it() {
         ..Default::default()
     });
     let mut b = Browser::new();
-    let steps = b
-        .sign_in_steps(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("eve@evil.example"),
-        )
-        .await;
+    let steps = stack.sign_in_steps(&mut b, "eve@evil.example").await;
     assert_eq!(steps.callback_page.status, 403);
     assert!(b.cookie(stack.session_cookie()).is_none());
     let mut p = Person::new("jane@example.com");
     p.hide_my_email = true;
     let steps = b.sign_in_steps(&stack.at("/oauth2/start?rd=/"), &p).await;
     assert_eq!(steps.callback_page.status, 403, "private relay refused");
-    let steps = b
-        .sign_in_steps(
-            &stack.at("/oauth2/start?rd=/"),
-            &Person::new("jane@example.com"),
-        )
-        .await;
+    let steps = stack.sign_in_steps(&mut b, "jane@example.com").await;
     assert_eq!(steps.callback_page.status, 303);
 }

@@ -46,6 +46,25 @@ pub struct Client {
     pub redirect_uris: Vec<String>,
 }
 
+impl Client {
+    /// A client with one Return URL.
+    pub fn new(
+        client_id: &str,
+        team_id: &str,
+        key_id: &str,
+        public_key: VerifyingKey,
+        redirect_uri: String,
+    ) -> Self {
+        Client {
+            client_id: client_id.into(),
+            team_id: team_id.into(),
+            key_id: key_id.into(),
+            public_key,
+            redirect_uris: vec![redirect_uri],
+        }
+    }
+}
+
 /// How the emulator behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -194,6 +213,23 @@ impl Emulator {
         )
         .map_err(|e| SetupError(e.to_string()))?;
         Ok(Emulator { shared, handle })
+    }
+
+    /// Starts an emulator for one client on `listener`, allowing http and
+    /// localhost Return URLs (`dev` mode, tests, benchmarks).
+    pub fn start_local(
+        listener: TcpListener,
+        client: Client,
+        clock: SharedClock,
+    ) -> Result<Emulator, SetupError> {
+        Emulator::start(
+            listener,
+            Options {
+                clients: vec![client],
+                allow_insecure_redirects: true,
+                clock,
+            },
+        )
     }
 
     /// The base URL to put in `apple.base_url`.

@@ -342,6 +342,18 @@ impl Person {
     }
 }
 
+/// A sign-in stopped just before Apple's page posts back to us.
+pub struct AtApple {
+    /// The emulator's auto-submitting form_post page.
+    pub form_post: Page,
+    /// The callback URL the page posts to.
+    pub callback: String,
+    /// The fields it posts.
+    pub fields: Vec<(String, String)>,
+    /// The emulator's page URL: the origin of the cross-site POST.
+    pub origin: String,
+}
+
 /// The steps of one sign-in, for tests that look inside.
 pub struct SignIn {
     /// The emulator's auto-submitting form_post page.
@@ -356,9 +368,9 @@ pub struct SignIn {
 
 impl Browser {
     /// Goes from `start` (a page or `/oauth2/start` URL) through the
-    /// emulator to the callback; returns the steps (does not follow the
-    /// final redirect).
-    pub async fn sign_in_steps(&mut self, start: &str, person: &Person) -> SignIn {
+    /// emulator's page, as `person` fills it in, up to the form_post that
+    /// would go back to the callback (not sent).
+    pub async fn through_apple(&mut self, start: &str, person: &Person) -> AtApple {
         let mut page = self.get(start, Nav::TopLevel).await;
         // Follow our redirects until we land on Apple's (the emulator's) page.
         for _ in 0..5 {
@@ -389,20 +401,36 @@ impl Browser {
             "action".into(),
             if person.cancel { "cancel" } else { "continue" }.into(),
         ));
-        let emulator_origin = page.url.clone();
-        let form_post = self.post_form(&action, &fields, &emulator_origin).await;
+        let origin = page.url.clone();
+        let form_post = self.post_form(&action, &fields, &origin).await;
         assert_eq!(
             form_post.status, 200,
             "emulator refused: {}",
             form_post.body
         );
         let (callback, fields) = form_post.form();
-        // Apple's page posts cross-site to our callback.
-        let callback_page = self.post_form(&callback, &fields, &emulator_origin).await;
-        SignIn {
+        AtApple {
             form_post,
-            fields,
             callback,
+            fields,
+            origin,
+        }
+    }
+
+    /// Posts the form_post back to the callback, cross-site as Apple's page does.
+    pub async fn post_back(&mut self, at: &AtApple) -> Page {
+        self.post_form(&at.callback, &at.fields, &at.origin).await
+    }
+
+    /// Goes from `start` through the emulator to the callback; returns the
+    /// steps (does not follow the final redirect).
+    pub async fn sign_in_steps(&mut self, start: &str, person: &Person) -> SignIn {
+        let at = self.through_apple(start, person).await;
+        let callback_page = self.post_back(&at).await;
+        SignIn {
+            form_post: at.form_post,
+            fields: at.fields,
+            callback: at.callback,
             callback_page,
         }
     }

@@ -105,19 +105,16 @@ impl Stack {
         let port = free_port();
         let url = format!("http://localhost:{port}");
         let demo = demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-        let emulator = Emulator::start(
+        let emulator = Emulator::start_local(
             TcpListener::bind("127.0.0.1:0").unwrap(),
-            emulator::Options {
-                clients: vec![emulator::Client {
-                    client_id: SERVICES_ID.into(),
-                    team_id: TEAM_ID.into(),
-                    key_id: KEY_ID.into(),
-                    public_key: *key.verifying_key(),
-                    redirect_uris: vec![format!("{url}/oauth2/callback")],
-                }],
-                allow_insecure_redirects: true,
-                clock: opts.clock.clone(),
-            },
+            emulator::Client::new(
+                SERVICES_ID,
+                TEAM_ID,
+                KEY_ID,
+                *key.verifying_key(),
+                format!("{url}/oauth2/callback"),
+            ),
+            opts.clock.clone(),
         )
         .unwrap();
         let toml = format!(
@@ -187,6 +184,18 @@ upstream = "http://{demo}"
     /// A URL on the gateway.
     pub fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// Signs `b` in as `email` from `/oauth2/start?rd=/`; the final page.
+    pub async fn sign_in(&self, b: &mut Browser, email: &str) -> browser::Page {
+        b.sign_in(&self.at("/oauth2/start?rd=/"), &Person::new(email))
+            .await
+    }
+
+    /// As [`Self::sign_in`], stopping at the callback's answer.
+    pub async fn sign_in_steps(&self, b: &mut Browser, email: &str) -> browser::SignIn {
+        b.sign_in_steps(&self.at("/oauth2/start?rd=/"), &Person::new(email))
+            .await
     }
 
     /// The session cookie's name.
