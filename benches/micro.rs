@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use applegate::apple::id_token::{self, Expectations};
 use applegate::apple::{BearerCache, ClientSecret, Jwks};
+use applegate::canonical;
 use applegate::clock::ManualClock;
 use applegate::config::{self, AuthMode, Config, Upstream};
 use applegate::identity;
@@ -270,6 +271,8 @@ fn routes() -> Vec<config::Route> {
                 tls: false,
                 sni: String::new(),
             },
+            port: None,
+            encoded_slashes: applegate::config::EncodedSlashes::Reject,
             auth: AuthMode::Required,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
@@ -285,9 +288,10 @@ fn bench_routes(c: &mut Criterion) {
     let mut g = c.benchmark_group("route_match_100");
     g.bench_function("applegate", |b| {
         b.iter(|| {
-            compiled
-                .find(Some(black_box(host)), black_box(path))
-                .map(|r| r.index)
+            let h =
+                canonical::host::canonicalize(std::iter::once(&black_box(host)[..]), b"/").unwrap();
+            let p = canonical::path::canonicalize(black_box(path)).unwrap();
+            compiled.find(&h, &p).map(|r| r.index)
         })
     });
     // Naive: scan every route, lower-casing the host each time, keep the
@@ -303,10 +307,38 @@ fn bench_routes(c: &mut Criterion) {
             cfg.iter()
                 .enumerate()
                 .filter(|(_, r)| r.host.as_deref().is_none_or(|rh| rh == h))
-                .filter(|(_, r)| path_matches(&r.path, black_box(path)))
+                .filter(|(_, r)| path_matches(&r.path, black_box(path), false))
                 .max_by_key(|(_, r)| (r.host.is_some(), r.path.len()))
                 .map(|(i, _)| i)
         })
+    });
+    g.finish();
+}
+
+/// The one canonical request: a typical path (nothing to rewrite), one
+/// with escapes and a dot segment (rewritten), and a host; the baseline is
+/// a plain copy of the path, the least any rewrite costs.
+fn bench_canonical(c: &mut Criterion) {
+    let typical = "/reports/q3/summary";
+    let escaped = "/reports/./q3%20draft/caf%c3%a9/%7Euser";
+    let mut g = c.benchmark_group("canonicalize");
+    g.bench_function("typical_path", |b| {
+        b.iter(|| canonical::path::canonicalize(black_box(typical)).map(|c| c.path.len()))
+    });
+    g.bench_function("escaped_path", |b| {
+        b.iter(|| canonical::path::canonicalize(black_box(escaped)).map(|c| c.path.len()))
+    });
+    g.bench_function("host", |b| {
+        b.iter(|| {
+            canonical::host::canonicalize(
+                std::iter::once(&black_box(b"App.Example.com:443")[..]),
+                b"/",
+            )
+            .map(|c| c.name.len())
+        })
+    });
+    g.bench_function("baseline_copy", |b| {
+        b.iter(|| black_box(typical).to_string().len())
     });
     g.finish();
 }
@@ -457,6 +489,7 @@ fn main() {
     bench_session(&mut c);
     bench_headers(&mut c);
     bench_routes(&mut c);
+    bench_canonical(&mut c);
     bench_tokens(&mut c);
     bench_client_secret(&mut c);
     c.final_summary();

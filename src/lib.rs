@@ -43,10 +43,12 @@
 //! The authenticated path does no network I/O and no public-key crypto.
 
 pub mod apple;
+pub mod canonical;
 pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod dev;
+pub mod edge;
 pub mod emulator;
 pub mod httpd;
 pub mod identity;

@@ -98,16 +98,25 @@ fn parse(args: &[String]) -> Result<Command, String> {
 }
 
 fn init_logging(log: &config::Log) {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
     let filter = std::env::var("APPLEGATE_LOG").unwrap_or_else(|_| log.level.clone());
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // Pingora's debug and trace lines print raw request bytes, whole header
+    // maps (Cookie, Authorization) and targets with their query (`?code=`):
+    // capped at info whatever level is asked for, so no level logs a secret.
+    let cap = filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    });
+    let filter = filter.and(cap);
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
     let _ = match log.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => registry.with(fmt.json().with_filter(filter)).try_init(),
+        LogFormat::Text => registry.with(fmt.with_filter(filter)).try_init(),
     };
 }
 

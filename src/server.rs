@@ -121,8 +121,16 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         apple: gateway.apple.clone(),
         clock,
     };
-    let mut proxy =
-        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "applegate");
+    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+    let gate = crate::edge::Gate::new(
+        proxy,
+        crate::edge::Limits {
+            head_timeout: config.server.head_timeout,
+            max_head_size: config.server.max_head_size,
+            max_connections: config.server.max_connections,
+        },
+    );
+    let mut proxy = pingora::services::listening::Service::new("applegate".to_string(), gate);
     proxy.add_listener(listener(
         &config.server.listen.to_string(),
         config.server.read_buffer,

@@ -87,6 +87,11 @@ fn check_lists_every_problem_and_exits_2() {
 listn = "0.0.0.0:8080"
 public_url = "app.example.com"
 threads = "two"
+encoded_slashes = "sometimes"
+trusted_proxies = ["10.0.0.0/33"]
+
+[rate_limit]
+sign_in_per_client = 0
 
 [apple]
 team_id = "abc"
@@ -127,7 +132,10 @@ x = 1
         "session.secret_file: secret #1 looks weaker than 32 random bytes",
         "session.lifetime: expected a duration",
         "policy.allowed_emails: expected e-mail addresses, found \"not-an-email\"",
-        "routes[0].path: expected a path starting with \"/\", found \"api\"",
+        "routes[0].path: expected a plain path prefix starting with \"/\"",
+        "server.encoded_slashes: expected \"reject\" or \"keep\", found \"sometimes\"",
+        "server.trusted_proxies[0]: expected an address or CIDR",
+        "rate_limit.sign_in_per_client: expected a number of requests per second from 1 to 1000000, found 0",
         "routes[0].upstream: expected an http:// or https:// URL",
         "routes[1].upstream: expected scheme, host and port only",
         "extras: unknown section",

@@ -24,6 +24,29 @@ pub struct ServerSection {
     pub max_callback_body: Option<i64>,
     /// Per-connection read buffer in bytes (0: none).
     pub read_buffer: Option<i64>,
+    /// `"reject"` (default) or `"keep"`: paths with `%2F` / `%5C`.
+    pub encoded_slashes: Option<String>,
+    /// CIDRs whose forwarding headers are believed.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// Deadline for a whole request head.
+    pub head_timeout: Option<String>,
+    /// Largest request head in bytes.
+    pub max_head_size: Option<i64>,
+    /// Most header fields in one request.
+    pub max_headers: Option<i64>,
+    /// How long an idle keep-alive connection is kept.
+    pub keepalive_timeout: Option<String>,
+    /// Most open client connections.
+    pub max_connections: Option<i64>,
+}
+
+/// `[rate_limit]`: the sign-in endpoints, per second.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub sign_in_per_client: Option<i64>,
+    pub sign_in_total: Option<i64>,
+    pub apple_token_calls: Option<i64>,
 }
 
 /// `[apple]`
@@ -83,6 +106,8 @@ pub struct RouteSection {
     pub auth: Option<String>,
     pub connect_timeout: Option<String>,
     pub read_timeout: Option<String>,
+    /// Overrides `server.encoded_slashes` for this route.
+    pub encoded_slashes: Option<String>,
 }
 
 /// `[log]`
@@ -100,6 +125,7 @@ pub const SECTIONS: &[&str] = &[
     "apple",
     "session",
     "revocation",
+    "rate_limit",
     "policy",
     "routes",
     "log",

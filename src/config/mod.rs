@@ -38,6 +38,7 @@ pub struct Config {
     pub apple: Apple,
     pub session: Session,
     pub revocation: Revocation,
+    pub rate_limit: RateLimit,
     pub policy: Policy,
     pub routes: Vec<Route>,
     pub log: Log,
@@ -56,6 +57,43 @@ pub struct Server {
     /// Per-connection read buffer in bytes; 0 reads straight into the
     /// request parser's buffer.
     pub read_buffer: usize,
+    /// Paths with encoded slashes, unless a route says otherwise.
+    pub encoded_slashes: EncodedSlashes,
+    /// Peers whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept
+    /// and extended; from anyone else they are replaced.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Deadline for reading a whole request head (not reset per byte).
+    pub head_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_head_size: usize,
+    /// Most header fields in one request.
+    pub max_headers: usize,
+    /// How long an idle keep-alive connection is kept open.
+    pub keepalive_timeout: Duration,
+    /// Most open client connections; more wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+/// What a route does with a path holding an encoded `/` or `\` (`%2F`,
+/// `%5C`). Default reject: servers disagree on whether it separates
+/// segments. `Keep` is for apps that need it (Matrix, ArgoCD): `%2F` is
+/// then neither decoded for routing nor for forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EncodedSlashes {
+    Reject,
+    Keep,
+}
+
+/// `[rate_limit]`: per-second limits that keep the sign-in endpoints from
+/// being used to hammer Apple. Signed-in traffic is never limited.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    /// `/oauth2/start` and `/oauth2/callback` per client address.
+    pub sign_in_per_client: u32,
+    /// The same, all clients together.
+    pub sign_in_total: u32,
+    /// Code exchanges at Apple's token endpoint.
+    pub apple_token_calls: u32,
 }
 
 /// The external origin of the gateway, e.g. `https://app.example.com`.
@@ -158,9 +196,12 @@ pub enum AuthMode {
 /// One `[[routes]]` entry.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Lowercase host without port; `None` matches any host.
+    /// Lowercase host without port or trailing dot; `None` matches any host.
     pub host: Option<String>,
+    /// The port the route's host names, if any; else any port matches.
+    pub port: Option<u16>,
     pub path: String,
+    pub encoded_slashes: EncodedSlashes,
     pub upstream: Upstream,
     pub auth: AuthMode,
     pub connect_timeout: Duration,
@@ -214,6 +255,22 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// This process's soft limit on open files (each client connection holds
+/// one), for the default and the check of `server.max_connections`.
+pub fn fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own and pass by pointer.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+    if ok {
+        lim.rlim_cur
+    } else {
+        1024
+    }
+}
 
 /// Where secrets from the environment come from; injected so tests need not
 /// touch the process environment.

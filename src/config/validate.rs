@@ -97,6 +97,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let apple: file::AppleSection = v.section(&table, "apple");
     let session: file::SessionSection = v.section(&table, "session");
     let revocation: file::RevocationSection = v.section(&table, "revocation");
+    let rate_limit: file::RateLimitSection = v.section(&table, "rate_limit");
     let policy: file::PolicySection = v.section(&table, "policy");
     let log: file::LogSection = v.section(&table, "log");
 
@@ -108,7 +109,11 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     };
     let policy = v.policy(policy);
     let log = v.log(log);
-    let routes = v.routes(&table);
+    let rate_limit = v.rate_limit(rate_limit);
+    let slashes = server
+        .as_ref()
+        .map_or(EncodedSlashes::Reject, |s| s.encoded_slashes);
+    let routes = v.routes(&table, slashes);
 
     match (server, apple, session) {
         (Some(server), Some(apple), Some(session)) if v.problems.is_empty() => Ok(Config {
@@ -116,6 +121,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             apple,
             session,
             revocation,
+            rate_limit,
             policy,
             routes,
             log,
@@ -180,7 +186,7 @@ impl Validator<'_> {
         T::default()
     }
 
-    fn routes(&mut self, top: &toml::Table) -> Vec<Route> {
+    fn routes(&mut self, top: &toml::Table, slashes: EncodedSlashes) -> Vec<Route> {
         let items = match top.get("routes") {
             None => {
                 self.problem(
@@ -209,18 +215,19 @@ impl Validator<'_> {
                 continue;
             };
             let r: file::RouteSection = self.table_into(t, &key);
-            if let Some(route) = self.route(r, &key) {
+            if let Some(route) = self.route(r, &key, slashes) {
                 routes.push(route);
             }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, r) in routes.iter().enumerate() {
-            if !seen.insert((r.host.clone(), r.path.clone())) {
+            if !seen.insert((r.host.clone(), r.port, r.path.clone())) {
                 self.problem(
                     format!("routes[{i}]"),
                     format!(
-                        "duplicate route for host {} and path {:?}",
+                        "duplicate route for host {}{} and path {:?}",
                         r.host.as_deref().unwrap_or("*"),
+                        r.port.map(|p| format!(":{p}")).unwrap_or_default(),
                         r.path
                     ),
                 );
@@ -229,34 +236,51 @@ impl Validator<'_> {
         routes
     }
 
-    fn route(&mut self, r: file::RouteSection, key: &str) -> Option<Route> {
+    fn route(
+        &mut self,
+        r: file::RouteSection,
+        key: &str,
+        slashes: EncodedSlashes,
+    ) -> Option<Route> {
         let problems_before = self.problems.len();
-        let path = match r.path {
-            Some(p) if p.starts_with('/') && !p.contains(['?', '#', ' ']) => p,
-            Some(p) => {
-                self.problem(
-                    format!("{key}.path"),
-                    format!("expected a path starting with \"/\", found {p:?}"),
-                );
-                p
-            }
-            None => "/".to_string(),
-        };
+        let path = r.path.unwrap_or_else(|| "/".to_string());
+        // Prefixes are compared with canonical request paths, so they must be
+        // canonical themselves, and made of characters that no reading of a
+        // path decodes differently (letters, digits, `-._~` and `/`).
+        let plain = path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~'));
+        let canonical =
+            crate::canonical::path::canonicalize(&path).is_ok_and(|c| c.path == path.as_str());
+        if !path.starts_with('/') || !plain || !canonical {
+            self.problem(
+                format!("{key}.path"),
+                format!("expected a plain path prefix starting with \"/\" (letters, digits, -._~ and single slashes, no dot segments), found {path:?}"),
+            );
+        }
         if path.starts_with("/oauth2/") || path == "/oauth2" {
             self.problem(
                 format!("{key}.path"),
                 "/oauth2/ is where the gateway's own endpoints live; choose another path",
             );
         }
-        let host = r.host.map(|h| h.to_ascii_lowercase());
-        if let Some(h) = &host {
-            if h.is_empty() || h.contains(['/', ':', ' ']) {
-                self.problem(
-                    format!("{key}.host"),
-                    format!("expected a host name without scheme or port, found {h:?}"),
-                );
-            }
-        }
+        let (host, port) = match r.host.as_deref() {
+            None => (None, None),
+            Some(h) => match crate::canonical::host::parse(h.as_bytes()) {
+                Ok(c) => (Some(c.name.into_owned()), c.port),
+                Err(_) => {
+                    self.problem(
+                        format!("{key}.host"),
+                        format!("expected a host name, optionally with a port (\"app.example.com\", \"app.example.com:8443\"), without scheme or path, found {h:?}"),
+                    );
+                    (None, None)
+                }
+            },
+        };
+        let encoded_slashes = match r.encoded_slashes {
+            None => slashes,
+            Some(v) => self.encoded_slashes(&v, &format!("{key}.encoded_slashes")),
+        };
         let auth = match r.auth.as_deref() {
             None | Some("required") => AuthMode::Required,
             Some("public") => AuthMode::Public,
@@ -292,7 +316,9 @@ impl Validator<'_> {
         }
         Some(Route {
             host,
+            port,
             path,
+            encoded_slashes,
             upstream,
             auth,
             connect_timeout,
@@ -347,6 +373,59 @@ impl Validator<'_> {
                 self.problem(key, format!("cannot resolve {host:?}: {e}"));
                 None
             }
+        }
+    }
+
+    fn encoded_slashes(&mut self, value: &str, key: &str) -> EncodedSlashes {
+        match value {
+            "reject" => EncodedSlashes::Reject,
+            "keep" => EncodedSlashes::Keep,
+            other => {
+                self.problem(
+                    key,
+                    format!("expected \"reject\" or \"keep\", found {other:?}"),
+                );
+                EncodedSlashes::Reject
+            }
+        }
+    }
+
+    /// A whole number within `range` (inclusive), or `default` when unset.
+    fn bounded(
+        &mut self,
+        value: Option<i64>,
+        key: &str,
+        what: &str,
+        range: (i64, i64),
+        default: usize,
+    ) -> usize {
+        match value {
+            None => default,
+            Some(n) if (range.0..=range.1).contains(&n) => n as usize,
+            Some(n) => {
+                self.problem(
+                    key,
+                    format!("expected {what} from {} to {}, found {n}", range.0, range.1),
+                );
+                default
+            }
+        }
+    }
+
+    fn rate_limit(&mut self, r: file::RateLimitSection) -> RateLimit {
+        let mut rate = |v: Option<i64>, name: &str, default: usize| {
+            self.bounded(
+                v,
+                &format!("rate_limit.{name}"),
+                "a number of requests per second",
+                (1, 1_000_000),
+                default,
+            ) as u32
+        };
+        RateLimit {
+            sign_in_per_client: rate(r.sign_in_per_client, "sign_in_per_client", 10),
+            sign_in_total: rate(r.sign_in_total, "sign_in_total", 1000),
+            apple_token_calls: rate(r.apple_token_calls, "apple_token_calls", 100),
         }
     }
 
@@ -428,9 +507,71 @@ impl Validator<'_> {
                 0
             }
         };
+        let encoded_slashes = match s.encoded_slashes {
+            None => EncodedSlashes::Reject,
+            Some(v) => self.encoded_slashes(&v, "server.encoded_slashes"),
+        };
+        let mut trusted_proxies = Vec::new();
+        for (i, cidr) in s.trusted_proxies.unwrap_or_default().iter().enumerate() {
+            // A bare address is a one-address network.
+            let parsed = cidr
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| cidr.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net.trunc()),
+                Err(_) => self.problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!("expected an address or CIDR such as \"10.0.0.0/8\" or \"::1\", found {cidr:?}"),
+                ),
+            }
+        }
+        let head_timeout = self.duration(
+            s.head_timeout,
+            "server.head_timeout",
+            Duration::from_secs(10),
+        );
+        let keepalive_timeout = self.duration(
+            s.keepalive_timeout,
+            "server.keepalive_timeout",
+            Duration::from_secs(60),
+        );
+        let max_head_size = self.bounded(
+            s.max_head_size,
+            "server.max_head_size",
+            "a size in bytes",
+            (1024, 1024 * 1024),
+            32 * 1024,
+        );
+        let max_headers = self.bounded(
+            s.max_headers,
+            "server.max_headers",
+            "a number of header fields",
+            (8, 256),
+            100,
+        );
+        let fd_limit = super::fd_limit();
+        let max_connections = self.bounded(
+            s.max_connections,
+            "server.max_connections",
+            "a number of connections",
+            (1, 1_000_000),
+            (fd_limit / 2).clamp(64, 10_000) as usize,
+        );
+        if max_connections as u64 > fd_limit * 9 / 10 {
+            self.warnings.push(format!(
+                "server.max_connections = {max_connections} is close to or above this process's file-descriptor limit ({fd_limit}); raise the limit (ulimit -n, LimitNOFILE=) or lower max_connections"
+            ));
+        }
         Some(Server {
             listen: listen?,
             read_buffer,
+            encoded_slashes,
+            trusted_proxies,
+            head_timeout,
+            max_head_size,
+            max_headers,
+            keepalive_timeout,
+            max_connections,
             public_url: public_url?,
             threads,
             grace_period,

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use std::sync::Arc;
 
+use super::target::Rewrite;
 use crate::identity::Identity;
 
 /// What the gateway decided, for the access log.
@@ -25,6 +26,9 @@ pub enum Outcome {
     Forbidden,
     /// No route for this host and path.
     NoRoute,
+    /// Refused before any decision: a target, host or credentials that
+    /// could be read two ways (400).
+    BadRequest,
 }
 
 impl Outcome {
@@ -39,6 +43,7 @@ impl Outcome {
             Outcome::Unauthenticated => "unauthenticated",
             Outcome::Forbidden => "forbidden",
             Outcome::NoRoute => "no_route",
+            Outcome::BadRequest => "bad_request",
         }
     }
 }
@@ -53,6 +58,10 @@ pub struct Ctx {
     /// Who makes an authenticated request, for header injection.
     pub identity: Option<Arc<Identity>>,
     pub outcome: Outcome,
+    /// What makes the upstream request carry the canonical target.
+    pub rewrite: Rewrite,
+    /// The peer's address (the client, or a trusted proxy in front).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Ctx {
@@ -64,6 +73,8 @@ impl Ctx {
             route: None,
             identity: None,
             outcome: Outcome::Pending,
+            rewrite: Rewrite::default(),
+            peer: None,
         }
     }
 }

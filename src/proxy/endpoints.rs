@@ -18,29 +18,60 @@ use super::ctx::Ctx;
 use super::error::Failure;
 use super::respond::{escape, Response};
 use super::Gateway;
-use crate::session::{find_cookie, random_token, Session};
+use crate::session::{find_cookie, find_only_cookie, random_token, Session};
 
-/// Answers a request to `/oauth2/...`.
-pub async fn serve(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Response {
-    let method = down.req_header().method.clone();
-    let path = down.req_header().uri.path().to_string();
+/// The gateway's endpoints, told apart by the canonical path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Start,
+    Callback,
+    SignOut,
+    UserInfo,
+    Auth,
+    /// Under `/oauth2/` but none of the above.
+    Unknown,
+}
+
+impl Endpoint {
+    /// The endpoint a canonical path names, if it is under `/oauth2`.
+    pub fn of(path: &str) -> Option<Endpoint> {
+        Some(match path {
+            "/oauth2/start" => Endpoint::Start,
+            "/oauth2/callback" => Endpoint::Callback,
+            "/oauth2/sign_out" => Endpoint::SignOut,
+            "/oauth2/userinfo" => Endpoint::UserInfo,
+            "/oauth2/auth" => Endpoint::Auth,
+            p if p == "/oauth2" || p.starts_with("/oauth2/") => Endpoint::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// Answers a request to one of the gateway's endpoints.
+pub async fn serve(
+    gw: &Gateway,
+    down: &mut Downstream,
+    ctx: &mut Ctx,
+    endpoint: Endpoint,
+) -> Response {
+    let method = &down.req_header().method;
     let is_get = method == http::Method::GET || method == http::Method::HEAD;
     let is_post = method == http::Method::POST;
-    match path.as_str() {
-        "/oauth2/start" if is_get => start(gw, down),
-        "/oauth2/start" => page_error(Failure::MethodNotAllowed("GET, HEAD"), ctx, "/oauth2/start"),
-        "/oauth2/callback" if is_post => callback(gw, down, ctx).await,
-        "/oauth2/callback" => page_error(Failure::MethodNotAllowed("POST"), ctx, "/oauth2/start"),
-        "/oauth2/sign_out" if is_get || is_post => sign_out(gw, down),
-        "/oauth2/sign_out" => page_error(
+    match endpoint {
+        Endpoint::Start if is_get => start(gw, down),
+        Endpoint::Start => page_error(Failure::MethodNotAllowed("GET, HEAD"), ctx, "/oauth2/start"),
+        Endpoint::Callback if is_post => callback(gw, down, ctx).await,
+        Endpoint::Callback => page_error(Failure::MethodNotAllowed("POST"), ctx, "/oauth2/start"),
+        Endpoint::SignOut if is_get || is_post => sign_out(gw, down),
+        Endpoint::SignOut => page_error(
             Failure::MethodNotAllowed("GET, HEAD, POST"),
             ctx,
             "/oauth2/start",
         ),
-        "/oauth2/userinfo" if is_get => userinfo(gw, down).await,
-        "/oauth2/userinfo" => json_error(Failure::MethodNotAllowed("GET, HEAD"), ctx),
-        "/oauth2/auth" => forward_auth(gw, down, ctx).await,
-        _ => page_error(Failure::NotFound, ctx, "/oauth2/start"),
+        Endpoint::UserInfo if is_get => userinfo(gw, down, ctx).await,
+        Endpoint::UserInfo => json_error(Failure::MethodNotAllowed("GET, HEAD"), ctx),
+        Endpoint::Auth => forward_auth(gw, down, ctx).await,
+        Endpoint::Unknown => page_error(Failure::NotFound, ctx, "/oauth2/start"),
     }
 }
 
@@ -66,10 +97,13 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 /// `//` or `/\`, which browsers read as another host), carry no
 /// backslash, whitespace or control character, and, joined to our origin,
 /// still be on our origin (checked with a WHATWG URL parser, as browsers
-/// parse). The result is ASCII (non-ASCII percent-encoded).
+/// parse). The result is ASCII (non-ASCII percent-encoded), at most
+/// [`MAX_RETURN_PATH`] bytes once encoded, and, after the parser resolved
+/// its dot segments (`/..//evil.example` is `//evil.example`), still does
+/// not start with `//` or `/\`.
 pub fn safe_return_path(origin: &str, rd: &str) -> Option<String> {
     let b = rd.as_bytes();
-    let shape_ok = rd.len() <= 2048
+    let shape_ok = rd.len() <= MAX_RETURN_PATH
         && b.first() == Some(&b'/')
         && !matches!(b.get(1), Some(b'/' | b'\\'))
         && !rd
@@ -88,8 +122,13 @@ pub fn safe_return_path(origin: &str, rd: &str) -> Option<String> {
     }
     let full = joined.as_str();
     let path = full.get(base.origin().ascii_serialization().len()..)?;
-    path.starts_with('/').then(|| path.to_string())
+    let local = path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\");
+    (local && path.len() <= MAX_RETURN_PATH).then(|| path.to_string())
 }
+
+/// The longest return path kept, after encoding: it travels in the
+/// login-state cookie, which must stay well under 4 KB.
+pub const MAX_RETURN_PATH: usize = 2048;
 
 /// The sign-in start URL returning to `return_to`.
 pub fn start_url(gw: &Gateway, return_to: &str) -> String {
@@ -222,7 +261,13 @@ async fn callback(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Respons
     let cookie_value = gw
         .login
         .name_for(&state)
-        .and_then(|name| find_cookie(cookie_headers(down), &name).map(str::to_string));
+        // Two login cookies of one name: take neither (fails as missing).
+        .and_then(|name| {
+            find_only_cookie(cookie_headers(down), &name)
+                .ok()
+                .flatten()
+                .map(str::to_string)
+        });
     let login = gw.login.finish(&state, cookie_value.as_deref(), now);
     let return_to = login
         .as_ref()
@@ -266,6 +311,10 @@ async fn finish_sign_in(
         .as_deref()
         .filter(|c| !c.is_empty() && c.len() <= 512)
         .ok_or(Failure::BadRequest("missing code"))?;
+    if !gw.limits.admit_apple_call() {
+        tracing::warn!(request_id = ctx.id, "cap on token calls to Apple reached");
+        return Err(Failure::RateLimited(super::rate_limit::RETRY_AFTER));
+    }
     let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let email = claims.email.clone();
     let relay = email.as_deref().is_some_and(|e| {
@@ -296,7 +345,43 @@ pub fn cookie_headers(down: &Downstream) -> impl Iterator<Item = &[u8]> {
         .map(|v| v.as_bytes())
 }
 
+/// Whether a request comes from another site: `Sec-Fetch-Site:
+/// cross-site` (every current browser sends it), or an `Origin` that is
+/// not ours (older browsers).
+fn is_cross_site(gw: &Gateway, down: &Downstream) -> bool {
+    let h = &down.req_header().headers;
+    let fetch_cross = h
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    let foreign_origin = h
+        .get(http::header::ORIGIN)
+        .is_some_and(|o| o.as_bytes() != gw.public.origin.as_bytes());
+    fetch_cross || foreign_origin
+}
+
+/// Signs out, except when another site asked: a link or form elsewhere
+/// must not be able to end the user's session (logout CSRF), so it gets a
+/// page whose button signs out from our own origin.
 fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
+    if is_cross_site(gw, down) {
+        let rd = query_param(down.req_header().uri.query(), "rd")
+            .and_then(|rd| safe_return_path(&gw.public.origin, &rd));
+        let action = match rd {
+            Some(rd) => format!(
+                "/oauth2/sign_out?rd={}",
+                form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+            ),
+            None => "/oauth2/sign_out".to_string(),
+        };
+        return Response::page(
+            200,
+            "Sign out?",
+            &format!(
+                "<p>Another site sent you here to sign out.</p><form method=\"post\" action=\"{}\"><button class=\"button\" type=\"submit\">Sign out</button></form>",
+                escape(&action)
+            ),
+        );
+    }
     let now = gw.clock.now();
     if let Some(v) = find_cookie(cookie_headers(down), gw.session_cookie.name()) {
         if let Ok(s) = gw.session_cookie.open(v, now) {
@@ -319,9 +404,15 @@ fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     resp.cookie(gw.session_cookie.clear_cookie())
 }
 
-async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
-    match gw.identify(down, true).await {
-        Ok(id) => Response::json(
+/// The signed-in identity: the same decision as everywhere (bearer tokens
+/// only where a route takes them, and the policy).
+async fn userinfo(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Response {
+    let id = match gw.identify(down, gw.bearer_enabled).await {
+        Ok(id) => id,
+        Err(e) => return e.response(),
+    };
+    match gw.policy.check(&id.session) {
+        Ok(()) => Response::json(
             200,
             &json!({
                 "user": id.session.sub,
@@ -332,7 +423,7 @@ async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
                 "expires_at": id.session.expires_at,
             }),
         ),
-        Err(e) => e.response(),
+        Err(d) => json_error(Failure::Denied(d), ctx),
     }
 }
 
@@ -340,7 +431,10 @@ async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
 /// may pass and who makes it. Any method is accepted (the ingress may
 /// mirror the original one); the answer never has a body to forward.
 async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Response {
-    match gw.identify(down, true).await {
+    if let Err(f) = original_uri(gw, down, ctx) {
+        return json_error(f, ctx);
+    }
+    match gw.identify(down, gw.bearer_enabled).await {
         Ok(id) => match gw.policy.check(&id.session) {
             Ok(()) => {
                 let mut resp = Response::empty(202);
@@ -353,6 +447,38 @@ async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Respons
         },
         Err(e) => e.response(),
     }
+}
+
+/// The original request's URI as the ingress in front reports it
+/// (`X-Original-URI` from nginx, `X-Forwarded-Uri` from Traefik and
+/// Caddy), canonicalized like any request path: a path that could be read
+/// two ways is refused here too, so the ingress never passes it on. Only a
+/// trusted proxy's report counts; from anyone else it is ignored.
+fn original_uri(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<String>, Failure> {
+    let trusted = ctx.peer.is_some_and(|p| gw.trusted_proxies.contains(p));
+    if !trusted {
+        return Ok(None);
+    }
+    let headers = &down.req_header().headers;
+    let mut values = headers
+        .get_all("x-original-uri")
+        .iter()
+        .chain(headers.get_all("x-forwarded-uri").iter());
+    let Some(raw) = values.next() else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| Failure::BadRequest("original URI is not text"))?;
+    let path = raw.split_once('?').map_or(raw, |(p, _)| p);
+    let canonical =
+        crate::canonical::path::canonicalize(path).map_err(|e| Failure::BadRequest(e.reason()))?;
+    if canonical.encoded_slash {
+        return Err(Failure::BadRequest(
+            crate::canonical::PathRefused::EncodedSlash.reason(),
+        ));
+    }
+    Ok(Some(canonical.path.into_owned()))
 }
 
 #[cfg(test)]
@@ -378,6 +504,10 @@ mod tests {
             "@evil.example",
             "javascript:alert(1)",
             "/ /evil",
+            "/..//evil.example",
+            "/.//evil.example",
+            "/%2e%2e//evil.example",
+            "/a/../..//evil.example",
             "",
         ] {
             assert_eq!(safe_return_path(O, bad), None, "{bad:?}");

@@ -28,6 +28,12 @@ pub enum Failure {
     MethodNotAllowed(&'static str),
     /// No such endpoint or route.
     NotFound,
+    /// More header fields than `server.max_headers`.
+    HeadTooLarge,
+    /// Too many sign-in requests; the value is `Retry-After` in seconds.
+    RateLimited(u64),
+    /// Proxying failed with this status (502 upstream, 400, 500).
+    Proxy(u16),
 }
 
 impl Failure {
@@ -42,6 +48,9 @@ impl Failure {
             Failure::TooLarge => 413,
             Failure::MethodNotAllowed(_) => 405,
             Failure::NotFound => 404,
+            Failure::RateLimited(_) => 429,
+            Failure::HeadTooLarge => 431,
+            Failure::Proxy(code) => *code,
         }
     }
 
@@ -103,6 +112,10 @@ impl Failure {
             Failure::TooLarge => ("Request too large", "The request was larger than allowed.", false),
             Failure::MethodNotAllowed(_) => ("Method not allowed", "This address does not take that method.", false),
             Failure::NotFound => ("Not found", "There is nothing here.", false),
+            Failure::HeadTooLarge => ("Request too large", "The request carried too many header fields.", false),
+            Failure::RateLimited(_) => ("Too many requests", "Too many sign-in attempts. Please wait a moment and try again.", false),
+            Failure::Proxy(502) => ("Bad gateway", "The application behind this gateway did not answer.", false),
+            Failure::Proxy(_) => ("Request failed", "The request could not be completed.", false),
         };
         let body = format!(
             "<p>{}</p>{}",
@@ -120,6 +133,10 @@ impl Failure {
             Failure::TooLarge => ("too_large", "request body too large"),
             Failure::MethodNotAllowed(_) => ("method_not_allowed", "method not allowed"),
             Failure::BadRequest(m) => ("bad_request", *m),
+            Failure::RateLimited(_) => ("rate_limited", "too many sign-in requests"),
+            Failure::HeadTooLarge => ("head_too_large", "too many header fields"),
+            Failure::Proxy(502) => ("bad_gateway", "the upstream did not answer"),
+            Failure::Proxy(_) => ("proxy_error", "the request could not be completed"),
             _ => ("unauthorized", "sign in required"),
         };
         self.finish(Response::json(
@@ -131,6 +148,7 @@ impl Failure {
     fn finish(&self, r: Response) -> Response {
         match self {
             Failure::MethodNotAllowed(allow) => r.header("Allow", *allow),
+            Failure::RateLimited(secs) => r.header("Retry-After", secs.to_string()),
             _ => r,
         }
     }

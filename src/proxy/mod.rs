@@ -8,29 +8,37 @@
 pub mod ctx;
 pub mod endpoints;
 pub mod error;
+pub mod forwarded;
+pub mod rate_limit;
 pub mod respond;
 pub mod route;
+pub mod target;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use pingora::http::RequestHeader;
-use pingora::proxy::{ProxyHttp, Session as Downstream};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
 use serde_json::json;
 
 use crate::apple::{self, AppleError, BearerCache};
+use crate::canonical::PathRefused;
 use crate::clock::SharedClock;
-use crate::config::{AuthMode, Config, PublicUrl};
+use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{self, Identity};
 use crate::policy::Policy;
-use crate::session::{find_cookie, LoginCookie, Revocations, Session, SessionCookie, SessionError};
+use crate::session::{
+    find_only_cookie, LoginCookie, Revocations, Session, SessionCookie, SessionError,
+};
 use ctx::{Ctx, Outcome};
 use error::Failure;
+use forwarded::TrustedProxies;
 use respond::Response;
 use route::Routes;
+use target::Target;
 
 /// Everything the proxy needs, built once from the config and shared
 /// read-only by all requests.
@@ -45,6 +53,15 @@ pub struct Gateway {
     pub clock: SharedClock,
     pub max_callback_body: usize,
     pub bearer: BearerCache,
+    /// Whether any route takes bearer tokens; if none does, no endpoint
+    /// accepts one either.
+    pub bearer_enabled: bool,
+    pub trusted_proxies: TrustedProxies,
+    pub limits: rate_limit::SignInLimits,
+    /// Idle time between keep-alive requests, in seconds.
+    keepalive_secs: u64,
+    /// Most header fields in one request.
+    max_headers: usize,
     /// Session cookie value ▶ its opened identity. Why: opening a cookie
     /// (base64, AES-GCM, JSON) and building its header values is most of
     /// the gateway's own work per request, and a browser sends the same
@@ -79,6 +96,11 @@ impl Gateway {
             clock,
             max_callback_body: config.server.max_callback_body,
             bearer: BearerCache::new(100_000),
+            bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
+            trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
+            limits: rate_limit::SignInLimits::new(&config.rate_limit),
+            keepalive_secs: config.server.keepalive_timeout.as_secs().max(1),
+            max_headers: config.server.max_headers,
             sessions: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(std::time::Duration::from_secs(3600))
@@ -94,8 +116,8 @@ impl Gateway {
         &self,
         cookie_headers: impl Iterator<Item = &'a [u8]>,
     ) -> Result<Arc<Identity>, SessionError> {
-        let value =
-            find_cookie(cookie_headers, self.session_cookie.name()).ok_or(SessionError::Missing)?;
+        let value = find_only_cookie(cookie_headers, self.session_cookie.name())?
+            .ok_or(SessionError::Missing)?;
         let now = self.clock.now();
         let id = match self.sessions.get(value) {
             Some(id) => id,
@@ -122,11 +144,19 @@ impl Gateway {
         down: &Downstream,
         bearer_ok: bool,
     ) -> Result<Arc<Identity>, NoIdentity> {
-        let bearer = bearer_ok.then(|| bearer_token(down.req_header())).flatten();
+        let bearer = match bearer_ok {
+            true => bearer_token(down.req_header())?,
+            false => None,
+        };
         let Some(token) = bearer else {
             return self
                 .authenticate(endpoints::cookie_headers(down))
-                .map_err(NoIdentity::Session);
+                .map_err(|e| match e {
+                    SessionError::Duplicate => {
+                        NoIdentity::Ambiguous("more than one session cookie")
+                    }
+                    e => NoIdentity::Session(e),
+                });
         };
         let now = self.clock.now();
         let claims = self
@@ -152,16 +182,16 @@ impl Gateway {
         Ok(Arc::new(Identity::new(s)))
     }
 
-    /// Decides a non-endpoint request: `None` to forward it, or the
-    /// response that answers it.
-    async fn admit(&self, down: &Downstream, ctx: &mut Ctx) -> Option<Response> {
+    /// Decides a non-endpoint request on its canonical `target`: `None`
+    /// to forward it, or the response that answers it.
+    async fn admit(
+        &self,
+        down: &Downstream,
+        ctx: &mut Ctx,
+        target: &Target<'_>,
+    ) -> Option<Response> {
         let req = down.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .map(|h| h.as_bytes())
-            .or_else(|| req.uri.host().map(str::as_bytes));
-        let Some(route) = self.routes.find(host, req.uri.path()) else {
+        let Some(route) = self.routes.find(&target.host, &target.path) else {
             ctx.outcome = Outcome::NoRoute;
             let browser = is_browser_navigation(req);
             return Some(if browser {
@@ -171,6 +201,10 @@ impl Gateway {
             });
         };
         ctx.route = Some(route.index);
+        if target.path.encoded_slash && route.encoded_slashes == EncodedSlashes::Reject {
+            ctx.outcome = Outcome::BadRequest;
+            return Some(Failure::BadRequest(PathRefused::EncodedSlash.reason()).json());
+        }
         let auth = route.auth;
         if auth == AuthMode::Public {
             ctx.outcome = Outcome::Public;
@@ -191,14 +225,21 @@ impl Gateway {
                     Some(if browser { f.page("/") } else { f.json() })
                 }
             },
+            Err(NoIdentity::Ambiguous(why)) => {
+                ctx.outcome = Outcome::BadRequest;
+                let f = Failure::BadRequest(why);
+                f.log(ctx.id);
+                Some(if browser { f.page("/") } else { f.json() })
+            }
             Err(e) if browser => {
                 ctx.outcome = Outcome::SignInRedirect;
-                let path = down
-                    .req_header()
-                    .uri
-                    .path_and_query()
-                    .map_or("/", |p| p.as_str());
-                let resp = Response::redirect(302, endpoints::start_url(self, path));
+                // Back to the canonical path: what was decided on is what
+                // the user returns to.
+                let path = match req.uri.query() {
+                    Some(q) => format!("{}?{q}", target.path.path),
+                    None => target.path.path.to_string(),
+                };
+                let resp = Response::redirect(302, endpoints::start_url(self, &path));
                 // A cookie that does not open is dead weight on every request.
                 Some(match e {
                     NoIdentity::Session(SessionError::Missing) => resp,
@@ -212,8 +253,44 @@ impl Gateway {
         }
     }
 
+    /// The 429 for a sign-in request over its limit, if it is.
+    fn limit_sign_in(&self, down: &Downstream, endpoint: endpoints::Endpoint) -> Option<Response> {
+        use endpoints::Endpoint::{Callback, Start};
+        if !matches!(endpoint, Start | Callback) {
+            return None;
+        }
+        let peer = down
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip())?;
+        let client = self.trusted_proxies.client(peer, down.req_header());
+        if self.limits.admit_sign_in(client) {
+            return None;
+        }
+        tracing::warn!(client = %client, endpoint = ?endpoint, "sign-in rate limit reached");
+        Some(Failure::RateLimited(rate_limit::RETRY_AFTER).page("/"))
+    }
+
     fn is_our_cookie(&self, name: &str) -> bool {
         name == self.session_cookie.name() || self.login.is_login_cookie(name)
+    }
+
+    /// Whether `name` is one of the gateway's cookies under any prefix
+    /// (`__Host-`, `__Secure-` or none) and in any case: each names the
+    /// same cookie to some browser or to the gateway's own lookups.
+    fn is_our_cookie_in_any_form(&self, name: &str) -> bool {
+        let base = |n: &str| {
+            let lower = n.to_ascii_lowercase();
+            let stripped = lower
+                .strip_prefix("__host-")
+                .or_else(|| lower.strip_prefix("__secure-"))
+                .unwrap_or(&lower)
+                .to_string();
+            stripped
+        };
+        let name = base(name);
+        let session = base(self.session_cookie.name());
+        name == session || name.starts_with(&format!("{session}-login-"))
     }
 }
 
@@ -224,6 +301,9 @@ pub enum NoIdentity {
     Session(SessionError),
     /// A bearer token that did not verify.
     Token(AppleError),
+    /// Credentials that could be read two ways (two `Authorization`
+    /// headers, two session cookies): refused, not guessed.
+    Ambiguous(&'static str),
 }
 
 impl NoIdentity {
@@ -232,6 +312,7 @@ impl NoIdentity {
         let challenge = match self {
             NoIdentity::Token(_) => "Bearer realm=\"applegate\", error=\"invalid_token\"",
             NoIdentity::Session(_) => "Bearer realm=\"applegate\"",
+            NoIdentity::Ambiguous(why) => return Failure::BadRequest(why).json(),
         };
         Response::json(
             401,
@@ -241,18 +322,24 @@ impl NoIdentity {
     }
 }
 
-/// The token of an `Authorization: Bearer` header.
-fn bearer_token(req: &RequestHeader) -> Option<&str> {
-    let v = req
-        .headers
-        .get(http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+/// The token of an `Authorization: Bearer` header. Two `Authorization`
+/// headers are refused: one would be verified and both forwarded.
+fn bearer_token(req: &RequestHeader) -> Result<Option<&str>, NoIdentity> {
+    let mut all = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (all.next(), all.next()) else {
+        return match req.headers.contains_key(http::header::AUTHORIZATION) {
+            true => Err(NoIdentity::Ambiguous("more than one Authorization header")),
+            false => Ok(None),
+        };
+    };
+    let token = v.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    });
+    Ok(token)
 }
 
 /// Whether a request is a top-level browser navigation (worth a redirect to
@@ -283,17 +370,48 @@ impl ProxyHttp for Gateway {
     /// In this phase the gateway removes client-sent identity headers,
     /// answers its own endpoints, and admits or refuses the request.
     async fn request_filter(&self, down: &mut Downstream, ctx: &mut Ctx) -> pingora::Result<bool> {
+        // The head is complete and what is written now is ours.
+        if let Some(guard) = down.stream().and_then(crate::edge::HeadGuard::of) {
+            guard.reached_proxy();
+        }
+        // Bounds the wait for the next request on this connection; pingora
+        // would otherwise wait without limit after the first.
+        down.set_keepalive(Some(self.keepalive_secs));
+        // Pipelined requests are answered in order rather than dropped.
+        down.set_pipelining_enabled(true);
+        if down.req_header().headers.len() > self.max_headers {
+            ctx.outcome = Outcome::BadRequest;
+            let f = Failure::HeadTooLarge;
+            f.log(ctx.id);
+            respond::send(down, f.json().header("Connection", "close")).await?;
+            return Ok(true);
+        }
         identity::strip(down.req_header_mut());
-        let path = down.req_header().uri.path();
-        if path.starts_with("/oauth2/") || path == "/oauth2" {
+        ctx.peer = down.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let target = match Target::of(down.req_header()) {
+            Ok(t) => t,
+            Err(f) => {
+                ctx.outcome = Outcome::BadRequest;
+                f.log(ctx.id);
+                respond::send(down, f.json()).await?;
+                return Ok(true);
+            }
+        };
+        ctx.rewrite = target.rewrite(down.req_header());
+        if let Some(endpoint) = endpoints::Endpoint::of(&target.path.path) {
+            drop(target);
             ctx.outcome = Outcome::Endpoint;
-            let resp = endpoints::serve(self, down, ctx).await;
+            let resp = match self.limit_sign_in(down, endpoint) {
+                Some(refused) => refused,
+                None => endpoints::serve(self, down, ctx, endpoint).await,
+            };
             respond::send(down, resp).await?;
             return Ok(true);
         }
-        match self.admit(down, ctx).await {
+        match self.admit(down, ctx, &target).await {
             None => Ok(false),
             Some(resp) => {
+                drop(target);
                 respond::send(down, resp).await?;
                 Ok(true)
             }
@@ -322,11 +440,103 @@ impl ProxyHttp for Gateway {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        ctx.rewrite.apply(req)?;
+        if let Some(peer) = ctx.peer {
+            let host = req
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            let port = host
+                .rsplit_once(':')
+                .filter(|(_, p)| !p.contains(']'))
+                .and_then(|(_, p)| p.parse().ok())
+                .unwrap_or(80);
+            let hop = forwarded::Hop {
+                peer,
+                trusted: self.trusted_proxies.contains(peer),
+                scheme: "http",
+                host: &host,
+                port,
+            };
+            forwarded::apply(req, &hop)?;
+        }
         identity::strip_cookies(req, |n| self.is_our_cookie(n));
         if let Some(id) = &ctx.identity {
             id.inject(req)?;
         }
         Ok(())
+    }
+
+    /// In this phase the gateway removes any `Set-Cookie` by which the
+    /// upstream would set the gateway's own cookies (a compromised or
+    /// careless app could otherwise plant a session or a login state).
+    async fn response_filter(
+        &self,
+        _down: &mut Downstream,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> pingora::Result<()> {
+        let ours = |v: &http::HeaderValue| {
+            let name = v
+                .as_bytes()
+                .split(|b| *b == b'=')
+                .next()
+                .unwrap_or_default();
+            std::str::from_utf8(name).is_ok_and(|n| self.is_our_cookie_in_any_form(n.trim()))
+        };
+        if resp
+            .headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .any(ours)
+        {
+            let kept: Vec<http::HeaderValue> = resp
+                .headers
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .filter(|v| !ours(v))
+                .cloned()
+                .collect();
+            resp.remove_header(&http::header::SET_COOKIE);
+            for v in kept {
+                resp.append_header(http::header::SET_COOKIE, v)?;
+            }
+            tracing::warn!(
+                request_id = ctx.id,
+                route = ctx.route,
+                "removed a Set-Cookie for the gateway's own cookie from the upstream's response"
+            );
+        }
+        Ok(())
+    }
+
+    /// In this phase (a request that failed before or while proxying) the
+    /// gateway answers with its own page rather than pingora's bare one.
+    async fn fail_to_proxy(&self, down: &mut Downstream, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let code = match e.etype() {
+            ErrorType::HTTPStatus(code) => *code,
+            _ => match e.esource() {
+                pingora::ErrorSource::Upstream => 502,
+                pingora::ErrorSource::Downstream => match e.etype() {
+                    // The connection is gone: nothing to answer.
+                    ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                    _ => 400,
+                },
+                _ => 500,
+            },
+        };
+        if code > 0 && down.response_written().is_none() {
+            let resp = Failure::Proxy(code).json();
+            if let Err(e) = respond::send(down, resp).await {
+                tracing::debug!(request_id = ctx.id, error = %e, "cannot send the error response");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     /// In this phase the gateway writes exactly one access event.

@@ -1,29 +1,35 @@
 //! Which route a request belongs to.
 //!
-//! Routes match on host (exact, case-insensitive, port ignored; none means
-//! any host) and path prefix, most specific first: routes naming a host
-//! before routes for any host, longer paths before shorter. A path prefix
-//! matches whole segments (`/api` matches `/api` and `/api/x`, not
-//! `/apiary`); a prefix ending in `/` matches anything under it.
+//! Routes match on host and path prefix, most specific first: routes naming
+//! a host before routes for any host, longer paths before shorter. A path
+//! prefix matches whole segments (`/api` matches `/api` and `/api/x`, not
+//! `/apiary`); a prefix ending in `/` matches anything under it and the
+//! path without the slash (`/admin/` covers `/admin`, which an app mounted
+//! there serves).
 //!
-//! Matching uses a normalized copy of the path (percent-decoded, dot
-//! segments resolved, slashes merged), so `/public/..%2Fadmin` cannot reach
-//! an authenticated route through a public one's prefix. The request itself
-//! is forwarded unchanged.
-
-use std::borrow::Cow;
-use std::collections::HashMap;
+//! Matching takes the request's canonical path and host
+//! ([`crate::canonical`]), which is also what the upstream receives. The
+//! rule it holds: a request is treated as public only if it is public
+//! under every reading an upstream may give the forwarded path. The
+//! readings left after canonicalization are `;` parameters kept or dropped
+//! and ASCII case kept or folded (Express, ASP.NET and IIS route without
+//! case); each is matched, and the strictest route any of them hits wins.
 
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::config::{self, AuthMode};
+use crate::canonical::{CanonicalHost, CanonicalPath};
+use crate::config::{self, AuthMode, EncodedSlashes};
 
 /// A compiled route.
 pub struct Route {
     /// Position in the config, for logs.
     pub index: usize,
     pub path: String,
+    /// The port the route's host names, if it names one.
+    pub port: Option<u16>,
     pub auth: AuthMode,
+    /// Whether paths with `%2F` or `%5C` may pass on this route.
+    pub encoded_slashes: EncodedSlashes,
     /// Built once at start from the resolved address; cloned per request.
     pub peer: HttpPeer,
 }
@@ -32,15 +38,28 @@ pub struct Route {
 pub struct Routes {
     all: Vec<Route>,
     /// host ▶ indices into `all`, longest path first.
-    by_host: HashMap<String, Vec<usize>>,
+    by_host: std::collections::HashMap<String, Vec<usize>>,
     /// Indices of routes for any host, longest path first.
     any_host: Vec<usize>,
+    /// Whether any route prefix has an upper-case letter; if none does, a
+    /// lower-case path needs no second, case-folded match.
+    upper_in_prefixes: bool,
+}
+
+/// How strict a route is: a request that some reading puts on a stricter
+/// route goes there. Required accepts fewer credentials than bearer.
+fn strictness(auth: AuthMode) -> u8 {
+    match auth {
+        AuthMode::Public => 0,
+        AuthMode::Bearer => 1,
+        AuthMode::Required => 2,
+    }
 }
 
 impl Routes {
     /// Compiles the configured routes.
     pub fn new(routes: &[config::Route]) -> Self {
-        let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_host: std::collections::HashMap<String, Vec<usize>> = Default::default();
         let mut any_host = Vec::new();
         let mut all = Vec::new();
         for (index, r) in routes.iter().enumerate() {
@@ -48,26 +67,36 @@ impl Routes {
             peer.options.connection_timeout = Some(r.connect_timeout);
             peer.options.read_timeout = Some(r.read_timeout);
             peer.options.write_timeout = Some(r.read_timeout);
-            let route = Route {
+            all.push(Route {
                 index,
                 path: r.path.clone(),
+                port: r.port,
                 auth: r.auth,
+                encoded_slashes: r.encoded_slashes,
                 peer,
-            };
-            all.push(route);
+            });
             match &r.host {
                 Some(h) => by_host.entry(h.clone()).or_default().push(index),
                 None => any_host.push(index),
             }
         }
-        let longest_first =
-            |v: &mut Vec<usize>| v.sort_by_key(|i| std::cmp::Reverse(routes[*i].path.len()));
-        by_host.values_mut().for_each(longest_first);
-        longest_first(&mut any_host);
+        // Longest path first; among equal paths, a route naming a port first.
+        let order = |v: &mut Vec<usize>| {
+            v.sort_by_key(|i| {
+                let r = &routes[*i];
+                (std::cmp::Reverse(r.path.len()), r.port.is_none())
+            })
+        };
+        by_host.values_mut().for_each(order);
+        order(&mut any_host);
+        let upper_in_prefixes = routes
+            .iter()
+            .any(|r| r.path.bytes().any(|b| b.is_ascii_uppercase()));
         Routes {
             all,
             by_host,
             any_host,
+            upper_in_prefixes,
         }
     }
 
@@ -76,97 +105,79 @@ impl Routes {
         self.all.get(index)
     }
 
-    /// The route for `host` (from the Host header, any case, maybe with a
-    /// port) and `path` (without query).
-    pub fn find(&self, host: Option<&[u8]>, path: &str) -> Option<&Route> {
-        let path = normalize(path);
-        let in_host = host
-            .and_then(|h| std::str::from_utf8(strip_port(h)).ok())
-            .and_then(|h| {
-                if h.bytes().any(|b| b.is_ascii_uppercase()) {
-                    self.by_host.get(&h.to_ascii_lowercase())
-                } else {
-                    self.by_host.get(h)
+    /// The route for a request with canonical `host` and `path`: the
+    /// strictest route that any reading of the path matches (ties go to
+    /// the earlier reading, the path as forwarded first).
+    pub fn find(&self, host: &CanonicalHost<'_>, path: &CanonicalPath<'_>) -> Option<&Route> {
+        let mut best: Option<&Route> = None;
+        for reading in path.readings() {
+            let fold = self.upper_in_prefixes || reading.bytes().any(|b| b.is_ascii_uppercase());
+            let exact = self.find_one(host, reading, false);
+            let folded = if fold {
+                self.find_one(host, reading, true)
+            } else {
+                None
+            };
+            for r in [exact, folded].into_iter().flatten() {
+                if best.is_none_or(|b| strictness(r.auth) > strictness(b.auth)) {
+                    best = Some(r);
                 }
-            });
-        in_host
+            }
+        }
+        best
+    }
+
+    /// The most specific route matching one reading of the path.
+    fn find_one(&self, host: &CanonicalHost<'_>, path: &str, fold: bool) -> Option<&Route> {
+        self.by_host
+            .get(host.name.as_ref())
             .into_iter()
             .flatten()
-            .chain(self.any_host.iter())
             .map(|i| &self.all[*i])
-            .find(|r| path_matches(&r.path, &path))
+            .filter(|r| r.port.is_none() || r.port == host.port)
+            .chain(self.any_host.iter().map(|i| &self.all[*i]))
+            .find(|r| path_matches(&r.path, path, fold))
     }
 }
 
-fn strip_port(host: &[u8]) -> &[u8] {
-    if host.starts_with(b"[") {
-        // IPv6 literal: keep through the closing bracket.
-        let end = host
-            .iter()
-            .position(|b| *b == b']')
-            .map_or(host.len(), |p| p + 1);
-        return &host[..end];
-    }
-    match host.iter().rposition(|b| *b == b':') {
-        Some(p) => &host[..p],
-        None => host,
-    }
-}
-
-/// Whether route prefix `prefix` covers `path`.
-pub fn path_matches(prefix: &str, path: &str) -> bool {
-    if prefix.ends_with('/') {
-        return path.starts_with(prefix);
-    }
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/'),
-        None => false,
-    }
-}
-
-/// The path as an upstream would most likely read it: percent-decoded,
-/// `\` as `/`, dot segments resolved, empty segments dropped. Borrowed when
-/// there is nothing to normalize (the common case).
-pub fn normalize(path: &str) -> Cow<'_, str> {
-    let plain = !path.contains(['%', '\\']) && !path.contains("/.") && !path.contains("//");
-    if plain {
-        return Cow::Borrowed(path);
-    }
-    let decoded = percent_encoding::percent_decode_str(path)
-        .decode_utf8_lossy()
-        .replace('\\', "/");
-    let mut out: Vec<&str> = Vec::new();
-    for seg in decoded.split('/') {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            s => out.push(s),
+/// Whether route prefix `prefix` covers `path`, optionally ignoring ASCII
+/// case.
+pub fn path_matches(prefix: &str, path: &str, fold: bool) -> bool {
+    let (p, q) = (prefix.as_bytes(), path.as_bytes());
+    let eq = |a: &[u8], b: &[u8]| {
+        if fold {
+            a.eq_ignore_ascii_case(b)
+        } else {
+            a == b
         }
+    };
+    if let Some(dir) = p.strip_suffix(b"/") {
+        // `/admin/` covers `/admin/…` and `/admin` itself.
+        return (q.len() >= p.len() && eq(&q[..p.len()], p)) || eq(q, dir);
     }
-    let mut s = String::with_capacity(decoded.len());
-    for seg in &out {
-        s.push('/');
-        s.push_str(seg);
-    }
-    let trailing = decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
-    if s.is_empty() || trailing {
-        s.push('/');
-    }
-    Cow::Owned(s)
+    q.len() >= p.len() && eq(&q[..p.len()], p) && matches!(q.get(p.len()), None | Some(b'/'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::{host, path};
     use crate::config::Upstream;
     use std::time::Duration;
 
     fn route(host: Option<&str>, path: &str, auth: AuthMode) -> config::Route {
+        let (host, port) = match host {
+            Some(h) => {
+                let c = host::parse(h.as_bytes()).unwrap();
+                (Some(c.name.into_owned()), c.port)
+            }
+            None => (None, None),
+        };
         config::Route {
-            host: host.map(str::to_string),
+            host,
+            port,
             path: path.into(),
+            encoded_slashes: EncodedSlashes::Reject,
             upstream: Upstream {
                 url: "http://127.0.0.1:1".into(),
                 addr: "127.0.0.1:1".parse().unwrap(),
@@ -179,6 +190,12 @@ mod tests {
         }
     }
 
+    fn find(routes: &Routes, h: &str, p: &str) -> Option<usize> {
+        let h = host::canonicalize(std::iter::once(h.as_bytes()), b"/").unwrap();
+        let p = path::canonicalize(p).unwrap();
+        routes.find(&h, &p).map(|r| r.index)
+    }
+
     #[test]
     fn most_specific_route_wins() {
         let routes = Routes::new(&[
@@ -186,44 +203,61 @@ mod tests {
             route(None, "/public/", AuthMode::Public),
             route(None, "/api", AuthMode::Required),
             route(Some("admin.example.com"), "/", AuthMode::Required),
+            route(Some("admin.example.com:8443"), "/", AuthMode::Bearer),
         ]);
-        let idx = |h: Option<&str>, p: &str| routes.find(h.map(str::as_bytes), p).map(|r| r.index);
-        assert_eq!(idx(None, "/public/x"), Some(1));
-        assert_eq!(idx(None, "/public"), Some(0), "/public/ needs the slash");
-        assert_eq!(idx(None, "/api"), Some(2));
-        assert_eq!(idx(None, "/api/v1"), Some(2));
-        assert_eq!(idx(None, "/apiary"), Some(0));
-        assert_eq!(idx(Some("Admin.Example.com:443"), "/public/x"), Some(3));
-        assert_eq!(idx(Some("other.example.com"), "/public/x"), Some(1));
+        let any = "app.example.com";
+        assert_eq!(find(&routes, any, "/public/x"), Some(1));
+        assert_eq!(
+            find(&routes, any, "/public"),
+            Some(1),
+            "/public/ covers /public"
+        );
+        assert_eq!(find(&routes, any, "/publicity"), Some(0));
+        assert_eq!(find(&routes, any, "/api"), Some(2));
+        assert_eq!(find(&routes, any, "/api/v1"), Some(2));
+        assert_eq!(find(&routes, any, "/apiary"), Some(0));
+        assert_eq!(find(&routes, "Admin.Example.com:443", "/public/x"), Some(3));
+        assert_eq!(find(&routes, "admin.example.com.", "/public/x"), Some(3));
+        assert_eq!(find(&routes, "admin.example.com:8443", "/x"), Some(4));
+        assert_eq!(find(&routes, "other.example.com", "/public/x"), Some(1));
     }
 
     #[test]
-    fn traversal_cannot_borrow_a_public_prefix() {
+    fn the_strictest_reading_wins() {
+        // Required root, public prefix.
         let routes = Routes::new(&[
             route(None, "/", AuthMode::Required),
             route(None, "/public/", AuthMode::Public),
         ]);
-        for p in [
-            "/public/../admin",
-            "/public/..%2Fadmin",
-            "/public/%2e%2e/admin",
-            "/public\\..\\admin",
-            "/public/./../admin",
-        ] {
-            let r = routes.find(None, p).unwrap();
-            assert_eq!(r.auth, AuthMode::Required, "{p}");
-        }
+        let h = "a.example";
+        assert_eq!(find(&routes, h, "/public/x"), Some(1));
         assert_eq!(
-            routes.find(None, "//public/x").unwrap().auth,
-            AuthMode::Public
+            find(&routes, h, "/PUBLIC/x"),
+            Some(0),
+            "case-sensitive apps see another path"
         );
-    }
-
-    #[test]
-    fn normalize_examples() {
-        assert_eq!(normalize("/a/b"), "/a/b");
-        assert_eq!(normalize("/a/../../b/"), "/b/");
-        assert_eq!(normalize("/a/%2e%2e"), "/");
-        assert_eq!(normalize("//a//b"), "/a/b");
+        assert_eq!(
+            find(&routes, h, "/public;x/y"),
+            Some(0),
+            "`/public;x` is not `/public` to most apps"
+        );
+        assert_eq!(find(&routes, h, "/public/../admin"), Some(0));
+        assert_eq!(find(&routes, h, "/public/%2e%2e/admin"), Some(0));
+        assert_eq!(find(&routes, h, "//public/x"), Some(1));
+        // Public root, required prefix.
+        let routes = Routes::new(&[
+            route(None, "/", AuthMode::Public),
+            route(None, "/admin", AuthMode::Required),
+        ]);
+        assert_eq!(find(&routes, h, "/ADMIN/users"), Some(1));
+        assert_eq!(find(&routes, h, "/Admin"), Some(1));
+        assert_eq!(
+            find(&routes, h, "/admin;x/users"),
+            Some(1),
+            "Tomcat reads /admin/users"
+        );
+        assert_eq!(find(&routes, h, "/admin%3Bx/users"), Some(1));
+        assert_eq!(find(&routes, h, "/x/../admin"), Some(1));
+        assert_eq!(find(&routes, h, "/administrator"), Some(0));
     }
 }

@@ -29,6 +29,10 @@ pub enum SessionError {
     Expired,
     /// The session was signed out or its user's access revoked.
     Revoked,
+    /// Two cookies of the session's name: a sibling subdomain can plant
+    /// one under a shared `cookie_domain`, and first-one-wins would let it
+    /// choose whose session this is.
+    Duplicate,
 }
 
 impl fmt::Display for SessionError {
@@ -38,6 +42,7 @@ impl fmt::Display for SessionError {
             SessionError::Invalid => "session cookie does not open under any key",
             SessionError::Expired => "session expired",
             SessionError::Revoked => "session revoked",
+            SessionError::Duplicate => "more than one session cookie",
         })
     }
 }
@@ -53,19 +58,43 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Every `name=value` pair in a request's `Cookie` header values, in
+/// order: the one cookie parser (RFC 6265 §5.4 form).
+pub fn cookie_pairs<'a>(
+    headers: impl Iterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    headers
+        .flat_map(|h| h.split(|b| *b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
+        })
+}
+
 /// The value of cookie `name` in a request's `Cookie` header values.
 pub fn find_cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
-    for header in headers {
-        for pair in header.split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if let Some(rest) = pair.strip_prefix(name.as_bytes()) {
-                if let Some(value) = rest.strip_prefix(b"=") {
-                    return std::str::from_utf8(value).ok();
-                }
+    cookie_pairs(headers)
+        .find(|(n, _)| *n == name.as_bytes())
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+/// The value of cookie `name`, refusing a request that carries it twice
+/// (see [`SessionError::Duplicate`]).
+pub fn find_only_cookie<'a>(
+    headers: impl Iterator<Item = &'a [u8]>,
+    name: &str,
+) -> Result<Option<&'a str>, SessionError> {
+    let mut found = None;
+    for (n, v) in cookie_pairs(headers) {
+        if n == name.as_bytes() {
+            if found.is_some() {
+                return Err(SessionError::Duplicate);
             }
+            found = Some(std::str::from_utf8(v).map_err(|_| SessionError::Invalid)?);
         }
     }
-    None
+    Ok(found)
 }
 
 #[cfg(test)]
@@ -78,6 +107,15 @@ mod tests {
         assert_eq!(find_cookie(h.iter().copied(), "applegate"), Some("3"));
         assert_eq!(find_cookie(h.iter().copied(), "applegate-x"), Some("2"));
         assert_eq!(find_cookie(h.iter().copied(), "c"), None);
+        assert_eq!(
+            find_only_cookie(h.iter().copied(), "applegate"),
+            Ok(Some("3"))
+        );
+        let twice: Vec<&[u8]> = vec![b"applegate=mine", b"a=1; applegate=planted"];
+        assert_eq!(
+            find_only_cookie(twice.iter().copied(), "applegate"),
+            Err(SessionError::Duplicate)
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod raw;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -68,6 +69,18 @@ pub struct Options {
     /// Sign client secrets with this key instead of the one registered at
     /// the emulator (to provoke `invalid_client`).
     pub wrong_key: bool,
+    /// Send every route to this upstream instead of the demo app;
+    /// `{upstream}` in `extra_toml` is replaced by the upstream's address.
+    pub upstream: Option<std::net::SocketAddr>,
+    /// `auth` of the catch-all route `/`.
+    pub root_auth: &'static str,
+    /// Extra keys for the [server] section.
+    pub server_toml: String,
+    /// `[rate_limit] sign_in_per_client`: high by default, since tests sign
+    /// in many times a second from one loopback address.
+    pub sign_in_per_client: u32,
+    /// `[rate_limit] apple_token_calls`, high by default for the same reason.
+    pub apple_token_calls: u32,
 }
 
 impl Default for Options {
@@ -80,6 +93,11 @@ impl Default for Options {
             session_secret: "b0f1c2a3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5"
                 .into(),
             wrong_key: false,
+            upstream: None,
+            root_auth: "required",
+            server_toml: String::new(),
+            sign_in_per_client: 100_000,
+            apple_token_calls: 100_000,
         }
     }
 }
@@ -105,6 +123,7 @@ impl Stack {
         let port = free_port();
         let url = format!("http://localhost:{port}");
         let demo = demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let upstream = opts.upstream.unwrap_or(demo.addr);
         let emulator = Emulator::start_local(
             TcpListener::bind("127.0.0.1:0").unwrap(),
             emulator::Client::new(
@@ -124,6 +143,7 @@ listen = "127.0.0.1:{port}"
 public_url = "{url}"
 threads = 1
 grace_period = "0s"
+{server_extra}
 
 [apple]
 team_id = "{TEAM_ID}"
@@ -136,23 +156,33 @@ keys_refetch_interval = "1s"
 [log]
 level = "warn"
 
+[rate_limit]
+sign_in_per_client = {sign_in_per_client}
+sign_in_total = 100000
+apple_token_calls = {apple_token_calls}
+
 {extra}
 
 {routes}
 [[routes]]
 path = "/"
+auth = "{root_auth}"
 upstream = "http://{demo}"
 "#,
             base = emulator.base_url(),
-            demo = demo.addr,
-            extra = opts.extra_toml,
+            demo = upstream,
+            root_auth = opts.root_auth,
+            server_extra = opts.server_toml,
+            sign_in_per_client = opts.sign_in_per_client,
+            apple_token_calls = opts.apple_token_calls,
+            extra = opts.extra_toml.replace("{upstream}", &upstream.to_string()),
             apple_extra = opts.apple_toml,
             routes = opts
                 .routes
                 .iter()
                 .map(|(p, auth)| format!(
                     "[[routes]]\npath = \"{p}\"\nauth = \"{auth}\"\nupstream = \"http://{}\"\n",
-                    demo.addr
+                    upstream
                 ))
                 .collect::<String>(),
         );

@@ -1,0 +1,373 @@
+//! A client stream that bounds each request head in time and size.
+//!
+//! Armed before each request head is read, the guard starts a deadline at
+//! the head's first byte (not reset per byte: one header line a second does
+//! not hold a connection) and counts the head's bytes, limiting each read
+//! to what is left of the budget. It stands down at the blank line that
+//! ends the head, or when the proxy reports the request reached it. Over
+//! time it answers 408, over size 431, and closes; the connection never
+//! reaches pingora's parser with more.
+//!
+//! Until the proxy has seen the request, anything written to the client
+//! can only be pingora's own error page (a head it could not parse, a
+//! refused method): the guard writes ours instead, without `Server:
+//! Pingora`.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::protocols::{
+    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, Ssl, Stream, UniqueID,
+    UniqueIDType,
+};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// No signal since the last read.
+const SIGNAL_NONE: u8 = 0;
+/// A new request head is about to be read.
+const SIGNAL_ARM: u8 = 1;
+/// The request reached the proxy: its head is done.
+const SIGNAL_HEAD_DONE: u8 = 2;
+
+/// What the guard is doing on the read side.
+enum Phase {
+    /// Between heads (a body, or after the request reached the proxy).
+    Idle,
+    /// Armed, waiting for the head's first byte.
+    Waiting,
+    /// Reading a head: `bytes` so far, the last bytes seen (to find the
+    /// blank line across reads).
+    Reading { bytes: usize, tail: [u8; 3] },
+}
+
+/// The limits of one request head.
+#[derive(Debug, Clone, Copy)]
+pub struct HeadLimits {
+    pub deadline: Duration,
+    pub max_size: usize,
+}
+
+/// A client stream guarded while it carries a request head.
+pub struct HeadGuard {
+    inner: Stream,
+    limits: HeadLimits,
+    phase: Phase,
+    /// The head deadline, reset (not reallocated) for each head.
+    timer: Pin<Box<Sleep>>,
+    /// Set from outside (through `&self`, after a downcast) and read by
+    /// the next `poll_read`.
+    signal: AtomicU8,
+    /// Whether the current request reached the proxy; until it has,
+    /// writes are pingora's own error pages and get replaced.
+    reached_proxy: AtomicBool,
+    /// The replacement for pingora's page was written: swallow the rest.
+    replaced: bool,
+    /// Counts refusals, for the gate's log lines.
+    refusals: Arc<super::gate::Refusals>,
+}
+
+impl std::fmt::Debug for HeadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadGuard")
+            .field("inner", &self.inner)
+            .finish()
+    }
+}
+
+impl HeadGuard {
+    pub(super) fn new(
+        inner: Stream,
+        limits: HeadLimits,
+        refusals: Arc<super::gate::Refusals>,
+    ) -> Self {
+        HeadGuard {
+            inner,
+            limits,
+            phase: Phase::Waiting,
+            timer: Box::pin(tokio::time::sleep(limits.deadline)),
+            signal: AtomicU8::new(SIGNAL_NONE),
+            reached_proxy: AtomicBool::new(false),
+            replaced: false,
+            refusals,
+        }
+    }
+
+    /// The guard around `stream`, if it is one.
+    pub fn of(stream: &Stream) -> Option<&HeadGuard> {
+        stream.as_any().downcast_ref::<HeadGuard>()
+    }
+
+    /// A new request head is about to be read on this connection.
+    pub fn arm(&self) {
+        self.reached_proxy.store(false, Ordering::Relaxed);
+        self.signal.store(SIGNAL_ARM, Ordering::Release);
+    }
+
+    /// The request reached the proxy: its head is complete, and what is
+    /// written from now on is the proxy's.
+    pub fn reached_proxy(&self) {
+        self.reached_proxy.store(true, Ordering::Relaxed);
+        self.signal.store(SIGNAL_HEAD_DONE, Ordering::Release);
+    }
+
+    /// Writes a short error response, best effort (a fresh socket buffer
+    /// takes it whole), and reports end of stream so pingora closes.
+    fn refuse(&mut self, cx: &mut Context<'_>, status: u16, reason: &str) -> Poll<io::Result<()>> {
+        let body = format!(
+            "{{\"error\":\"{}\",\"message\":\"{reason}\"}}",
+            status_word(status)
+        );
+        let resp = format!(
+            "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+            status_text(status),
+            body.len()
+        );
+        let _ = Pin::new(&mut self.inner).poll_write(cx, resp.as_bytes());
+        let _ = Pin::new(&mut self.inner).poll_flush(cx);
+        self.refusals.count(status);
+        self.phase = Phase::Idle;
+        // Nothing more from this connection reaches the parser, and nothing
+        // more pingora writes reaches the client.
+        self.replaced = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        431 => "Request Header Fields Too Large",
+        _ => "Error",
+    }
+}
+
+fn status_word(status: u16) -> &'static str {
+    match status {
+        405 => "method_not_allowed",
+        408 => "timeout",
+        431 => "head_too_large",
+        _ => "bad_request",
+    }
+}
+
+/// Where the blank line ending a head (`\r\n\r\n`) ends in `tail ++ new`,
+/// counting into `new`.
+fn head_end(tail: &[u8; 3], new: &[u8]) -> Option<usize> {
+    let mut window = *tail;
+    for (i, &b) in new.iter().enumerate() {
+        if window == *b"\r\n\r" && b == b'\n' {
+            return Some(i + 1);
+        }
+        window = [window[1], window[2], b];
+    }
+    None
+}
+
+impl AsyncRead for HeadGuard {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        match this.signal.swap(SIGNAL_NONE, Ordering::Acquire) {
+            SIGNAL_ARM => this.phase = Phase::Waiting,
+            SIGNAL_HEAD_DONE => this.phase = Phase::Idle,
+            _ => {}
+        }
+        if this.replaced {
+            return Poll::Ready(Ok(()));
+        }
+        let budget = match &this.phase {
+            Phase::Idle => return Pin::new(&mut this.inner).poll_read(cx, buf),
+            Phase::Waiting => this.limits.max_size,
+            Phase::Reading { bytes, .. } => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    return this.refuse(cx, 408, "request head took too long");
+                }
+                this.limits.max_size.saturating_sub(*bytes)
+            }
+        };
+        if budget == 0 {
+            return this.refuse(cx, 431, "request head too large");
+        }
+        let filled_before = buf.filled().len();
+        let n = {
+            let mut limited = buf.take(budget);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
+                Poll::Ready(Ok(())) => limited.filled().len(),
+                other => return other,
+            }
+        };
+        // SAFETY: `limited` is a view of `buf`'s unfilled part, and the
+        // inner reader initialized and filled its first `n` bytes.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        if n == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let new = &buf.filled()[filled_before..];
+        let (bytes, tail) = match this.phase {
+            Phase::Reading { bytes, tail } => (bytes, tail),
+            _ => {
+                this.timer
+                    .as_mut()
+                    .reset(Instant::now() + this.limits.deadline);
+                (0, [0; 3])
+            }
+        };
+        if head_end(&tail, new).is_some() {
+            this.phase = Phase::Idle;
+            return Poll::Ready(Ok(()));
+        }
+        let mut next_tail = tail;
+        for &b in &new[new.len().saturating_sub(3)..] {
+            next_tail = [next_tail[1], next_tail[2], b];
+        }
+        this.phase = Phase::Reading {
+            bytes: bytes + n,
+            tail: next_tail,
+        };
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for HeadGuard {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.replaced {
+            return Poll::Ready(Ok(data.len()));
+        }
+        if this.reached_proxy.load(Ordering::Relaxed) {
+            return Pin::new(&mut this.inner).poll_write(cx, data);
+        }
+        // Before the proxy saw the request, this is pingora's own answer
+        // (`HTTP/1.1 400 Bad Request`, …): keep its status, write ours.
+        let status = data
+            .get(9..12)
+            .and_then(|s| std::str::from_utf8(s).ok())
+            .and_then(|s| s.parse::<u16>().ok())
+            .unwrap_or(400);
+        let _ = this.refuse(cx, status, "malformed request");
+        Poll::Ready(Ok(data.len()))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if !self.replaced && self.reached_proxy.load(Ordering::Relaxed) {
+            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &b[..]);
+        let total = bufs.iter().map(|b| b.len()).sum();
+        match self.as_mut().poll_write(cx, first) {
+            Poll::Ready(Ok(_)) => Poll::Ready(Ok(total)),
+            other => other,
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[async_trait]
+impl Shutdown for HeadGuard {
+    async fn shutdown(&mut self) {
+        self.inner.shutdown().await
+    }
+}
+
+impl UniqueID for HeadGuard {
+    fn id(&self) -> UniqueIDType {
+        self.inner.id()
+    }
+}
+
+impl Ssl for HeadGuard {
+    fn get_ssl(&self) -> Option<&pingora::protocols::tls::TlsRef> {
+        self.inner.get_ssl()
+    }
+    fn get_ssl_digest(&self) -> Option<Arc<pingora::protocols::tls::SslDigest>> {
+        self.inner.get_ssl_digest()
+    }
+    fn selected_alpn_proto(&self) -> Option<pingora::protocols::ALPN> {
+        self.inner.selected_alpn_proto()
+    }
+}
+
+impl GetTimingDigest for HeadGuard {
+    fn get_timing_digest(&self) -> Vec<Option<pingora::protocols::TimingDigest>> {
+        self.inner.get_timing_digest()
+    }
+    fn get_read_pending_time(&self) -> Duration {
+        self.inner.get_read_pending_time()
+    }
+    fn get_write_pending_time(&self) -> Duration {
+        self.inner.get_write_pending_time()
+    }
+}
+
+impl GetProxyDigest for HeadGuard {
+    fn get_proxy_digest(&self) -> Option<Arc<pingora::protocols::raw_connect::ProxyDigest>> {
+        self.inner.get_proxy_digest()
+    }
+    fn set_proxy_digest(&mut self, digest: pingora::protocols::raw_connect::ProxyDigest) {
+        self.inner.set_proxy_digest(digest)
+    }
+}
+
+impl GetSocketDigest for HeadGuard {
+    fn get_socket_digest(&self) -> Option<Arc<pingora::protocols::SocketDigest>> {
+        self.inner.get_socket_digest()
+    }
+    fn set_socket_digest(&mut self, digest: pingora::protocols::SocketDigest) {
+        self.inner.set_socket_digest(digest)
+    }
+}
+
+#[async_trait]
+impl Peek for HeadGuard {
+    async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blank_line_is_found_across_reads() {
+        assert_eq!(head_end(&[0; 3], b"GET / HTTP/1.1\r\n\r\n"), Some(18));
+        assert_eq!(head_end(b"1\r\n", b"\r\nbody"), Some(2));
+        assert_eq!(head_end(b"\r\n\r", b"\nx"), Some(1));
+        assert_eq!(head_end(&[0; 3], b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
+    }
+}

@@ -1,0 +1,23 @@
+//! The edge: what guards client connections before a request reaches the
+//! proxy.
+//!
+//! Pingora reads a request head with a timeout per `read` (a client sending
+//! a byte a second holds a connection open), accepts heads up to 1 MiB,
+//! serves any number of connections, and answers bad requests with its own
+//! bare page. Its public API lets us wrap it without a fork: [`Gate`] is the
+//! listening service's app, wrapping pingora's HTTP proxy app; it caps open
+//! connections and wraps each connection's stream in a [`HeadGuard`], which
+//! enforces a deadline for the whole head and a cap on its size, and
+//! replaces the error pages pingora writes before our proxy runs.
+//!
+//! ```text
+//! listener ─▶ Gate (connection cap; HeadGuard around the stream)
+//!               └▶ Arming (re-arms the guard before each request head)
+//!                    └▶ pingora's HttpProxy ─▶ our ProxyHttp (marks the guard: head done)
+//! ```
+
+mod gate;
+mod head;
+
+pub use gate::{Gate, Limits};
+pub use head::HeadGuard;

@@ -1,0 +1,220 @@
+//! Forwarding headers: who the client is, as the upstream hears it.
+//!
+//! `X-Forwarded-For/-Proto/-Host/-Port`, `Forwarded` (RFC 7239) and
+//! `X-Real-IP` tell an upstream the client's address, scheme and host.
+//! From a client they are lies waiting to happen (an app that rate-limits
+//! or allow-lists by `X-Forwarded-For` trusts whoever typed it), so they
+//! are replaced by the gateway's own: the peer address, the real scheme and
+//! the canonical host. Only a peer in `server.trusted_proxies` (a load
+//! balancer in front) has its headers kept and extended the usual way.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use pingora::http::RequestHeader;
+
+const XFF: &str = "x-forwarded-for";
+const XFP: &str = "x-forwarded-proto";
+const XFH: &str = "x-forwarded-host";
+const XFPORT: &str = "x-forwarded-port";
+const FORWARDED: &str = "forwarded";
+const REAL_IP: &str = "x-real-ip";
+
+/// The trusted proxies, built once from config.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+}
+
+impl TrustedProxies {
+    pub fn new(nets: &[IpNet]) -> Self {
+        TrustedProxies {
+            nets: nets.to_vec(),
+        }
+    }
+
+    /// Whether `ip` is one of them.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical_ip(ip);
+        self.nets.iter().any(|n| n.contains(&ip))
+    }
+
+    /// The client's address: the peer, or, when the peer is trusted, the
+    /// right-most address in `X-Forwarded-For` that is not itself a trusted
+    /// proxy (left of that, anyone could have written anything).
+    pub fn client(&self, peer: IpAddr, req: &RequestHeader) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let values: Vec<&[u8]> = req
+            .headers
+            .get_all(XFF)
+            .iter()
+            .map(|v| v.as_bytes())
+            .collect();
+        for hop in values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b',')) {
+            let Some(ip) = std::str::from_utf8(hop)
+                .ok()
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+            else {
+                break;
+            };
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        client
+    }
+}
+
+/// IPv4-mapped IPv6 (`::ffff:10.0.0.1`, as a dual-stack listener reports
+/// IPv4 peers) compared as the IPv4 address it is.
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// What the gateway knows of the hop from the client.
+pub struct Hop<'a> {
+    /// The peer's address (the client, or a trusted proxy).
+    pub peer: IpAddr,
+    /// Whether the peer is a trusted proxy.
+    pub trusted: bool,
+    /// `http` or `https`, as the gateway's listener speaks.
+    pub scheme: &'static str,
+    /// The canonical host (`name[:port]`).
+    pub host: &'a str,
+    /// The port the request was addressed to.
+    pub port: u16,
+}
+
+/// Sets the forwarding headers on the request to the upstream.
+pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
+    let peer = canonical_ip(hop.peer);
+    let for_node = match peer {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    let element = format!("for={for_node};host=\"{}\";proto={}", hop.host, hop.scheme);
+    if !hop.trusted {
+        for name in [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP] {
+            req.remove_header(name);
+        }
+    }
+    // Kept and extended from a trusted proxy; ours alone otherwise.
+    let joined = |req: &RequestHeader, name: &str| -> Option<String> {
+        let parts: Vec<&str> = req
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    };
+    let xff = match joined(req, XFF) {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.to_string(),
+    };
+    let forwarded = match joined(req, FORWARDED) {
+        Some(prior) => format!("{prior}, {element}"),
+        None => element,
+    };
+    req.insert_header(XFF, xff)?;
+    req.insert_header(FORWARDED, forwarded)?;
+    if req.headers.get(REAL_IP).is_none() {
+        req.insert_header(REAL_IP, peer.to_string())?;
+    }
+    if req.headers.get(XFP).is_none() {
+        req.insert_header(XFP, hop.scheme)?;
+    }
+    if req.headers.get(XFH).is_none() {
+        req.insert_header(XFH, hop.host)?;
+    }
+    if req.headers.get(XFPORT).is_none() {
+        req.insert_header(XFPORT, hop.port.to_string())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    fn hop(peer: &str, trusted: bool) -> Hop<'static> {
+        Hop {
+            peer: peer.parse().unwrap(),
+            trusted,
+            scheme: "http",
+            host: "app.example.com",
+            port: 80,
+        }
+    }
+
+    fn get<'a>(r: &'a RequestHeader, n: &str) -> Option<&'a str> {
+        r.headers.get(n).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn client_headers_are_replaced_from_an_untrusted_peer() {
+        let mut r = req(&[
+            ("X-Forwarded-For", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
+            ("X-Real-IP", "1.2.3.4"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "admin.example.com"),
+            ("X-Forwarded-Port", "443"),
+            ("Forwarded", "for=1.2.3.4"),
+        ]);
+        apply(&mut r, &hop("203.0.113.9", false)).unwrap();
+        assert_eq!(get(&r, XFF), Some("203.0.113.9"));
+        assert_eq!(get(&r, REAL_IP), Some("203.0.113.9"));
+        assert_eq!(get(&r, XFP), Some("http"));
+        assert_eq!(get(&r, XFH), Some("app.example.com"));
+        assert_eq!(get(&r, XFPORT), Some("80"));
+        assert_eq!(
+            get(&r, FORWARDED),
+            Some("for=203.0.113.9;host=\"app.example.com\";proto=http")
+        );
+        assert_eq!(r.headers.get_all(XFF).iter().count(), 1);
+    }
+
+    #[test]
+    fn a_trusted_proxy_has_its_headers_extended() {
+        let mut r = req(&[
+            ("X-Forwarded-For", "198.51.100.7"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Real-IP", "198.51.100.7"),
+        ]);
+        apply(&mut r, &hop("10.0.0.2", true)).unwrap();
+        assert_eq!(get(&r, XFF), Some("198.51.100.7, 10.0.0.2"));
+        assert_eq!(get(&r, XFP), Some("https"));
+        assert_eq!(get(&r, REAL_IP), Some("198.51.100.7"));
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_untrusted_hop() {
+        let t = TrustedProxies::new(&["10.0.0.0/8".parse().unwrap()]);
+        let r = req(&[("X-Forwarded-For", "6.6.6.6, 198.51.100.7, 10.0.0.5")]);
+        let peer: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(
+            t.client(peer, &r),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        let untrusted: IpAddr = "203.0.113.1".parse().unwrap();
+        assert_eq!(t.client(untrusted, &r), untrusted);
+        let mapped: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        assert!(t.contains(mapped));
+    }
+}
