@@ -241,9 +241,10 @@ fn wait_for_port(port: u16) {
     panic!("nothing listens on {port}");
 }
 
-/// The gateway binary at debug log level through sign-ins, API calls, a
-/// replayed callback and a sign-out: no secret, code, token or cookie
-/// value appears in its logs.
+/// The gateway binary at trace log level (every line pingora would write)
+/// through sign-ins, API calls with a bearer token, a malformed request
+/// carrying the session cookie, a replayed callback and a sign-out: no
+/// secret, code, token or cookie value appears in its logs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_carry_no_secrets() {
     let dir = TempDir::new("logs");
@@ -271,7 +272,7 @@ async fn logs_carry_no_secrets() {
         &format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\nthreads = 1\ngrace_period = \"0s\"\n\
              [apple]\nteam_id = \"{}\"\nservices_id = \"{}\"\nkey_id = \"{}\"\nprivate_key_file = \"AuthKey.p8\"\nbase_url = \"{}\"\n\
-             [session]\nsecret_file = \"session.key\"\n[revocation]\nfile = \"revoked.log\"\n[log]\nlevel = \"debug\"\n\
+             [session]\nsecret_file = \"session.key\"\n[revocation]\nfile = \"revoked.log\"\n[log]\nlevel = \"trace\"\n\
              [[routes]]\npath = \"/\"\nupstream = \"http://{}\"\n",
             common::TEAM_ID,
             common::SERVICES_ID,
@@ -318,6 +319,21 @@ async fn logs_carry_no_secrets() {
     let session = b.cookie("applegate").unwrap().value.clone();
     secrets.push(session.clone());
     assert_eq!(b.get(&format!("{url}/private"), Nav::Api).await.status, 200);
+    // A bearer token and the session cookie in raw requests, one of them
+    // malformed (pingora logs a bad request's bytes at debug).
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let bearer = "BEARERTOKEN0123456789";
+    secrets.push(bearer.into());
+    let r = common::raw::send(
+        addr,
+        &format!("GET /private?code=QUERYCODE1234567 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {bearer}\r\nCookie: applegate={session}"),
+    );
+    assert_eq!(r.status, 200);
+    let r = common::raw::send(
+        addr,
+        &format!("GET /private HTTP/1.1\r\nHost: localhost\r\nCookie: applegate={session}\r\nAuthorization: Bearer {bearer}\r\nthis is not a header"),
+    );
+    assert_eq!(r.status, 400);
     // A replay (fails), then a sign-out.
     let mut again = Browser::new();
     let replay = again
