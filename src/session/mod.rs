@@ -55,17 +55,23 @@ pub fn random_token(n: usize) -> String {
 
 /// The value of cookie `name` in a request's `Cookie` header values.
 pub fn find_cookie<'a>(headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
-    for header in headers {
-        for pair in header.split(|b| *b == b';') {
+    cookie_pairs(headers)
+        .find(|(n, _)| *n == name.as_bytes())
+        .and_then(|(_, value)| std::str::from_utf8(value).ok())
+}
+
+/// Every `name=value` pair in a request's `Cookie` header values, as sent
+/// (RFC 6265 §5.4: pairs separated by `;`); a pair without `=` is skipped.
+pub fn cookie_pairs<'a>(
+    headers: impl Iterator<Item = &'a [u8]>,
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    headers
+        .flat_map(|header| header.split(|b| *b == b';'))
+        .filter_map(|pair| {
             let pair = pair.trim_ascii();
-            if let Some(rest) = pair.strip_prefix(name.as_bytes()) {
-                if let Some(value) = rest.strip_prefix(b"=") {
-                    return std::str::from_utf8(value).ok();
-                }
-            }
-        }
-    }
-    None
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            Some((&pair[..eq], &pair[eq + 1..]))
+        })
 }
 
 #[cfg(test)]
@@ -78,6 +84,8 @@ mod tests {
         assert_eq!(find_cookie(h.iter().copied(), "applegate"), Some("3"));
         assert_eq!(find_cookie(h.iter().copied(), "applegate-x"), Some("2"));
         assert_eq!(find_cookie(h.iter().copied(), "c"), None);
+        let h: Vec<&[u8]> = vec![b"applegate; applegate =1; applegate=a=b"];
+        assert_eq!(find_cookie(h.iter().copied(), "applegate"), Some("a=b"));
     }
 
     #[test]
