@@ -103,8 +103,13 @@ fn start(gw: &Gateway, down: &Downstream) -> Response {
         .as_deref()
         .and_then(|rd| safe_return_path(&gw.public.origin, rd))
         .unwrap_or_else(|| "/".to_string());
-    let (login, set_cookie) = gw.login.begin(return_to, gw.clock.now());
-    Response::redirect(302, gw.apple.authorize_url(&login.state, &login.nonce)).cookie(set_cookie)
+    let (login, set_cookies) = gw
+        .login
+        .begin(return_to, gw.clock.now(), cookie_headers(down));
+    set_cookies.into_iter().fold(
+        Response::redirect(302, gw.apple.authorize_url(&login.state, &login.nonce)),
+        Response::cookie,
+    )
 }
 
 /// The fields Apple posts to the callback.
