@@ -81,9 +81,11 @@ impl Revocations {
     fn load(&self, path: &Path, now: u64) -> std::io::Result<()> {
         let reader = BufReader::new(File::open(path)?);
         let (mut sessions, mut subs) = (self.write(&self.sessions), self.write(&self.subs));
-        for (i, line) in reader.lines().enumerate() {
+        // Split on bytes, not `lines()`: a line that is not UTF-8 is one
+        // more malformed line, not a reason to refuse to start.
+        for (i, line) in reader.split(b'\n').enumerate() {
             let line = line?;
-            match Entry::parse(&line) {
+            match std::str::from_utf8(&line).ok().and_then(Entry::parse) {
                 Some(Entry::Session { id, expires_at }) if expires_at > now => {
                     sessions.insert(id.to_string(), expires_at);
                 }
@@ -319,7 +321,7 @@ mod tests {
         let path = dir.join("revoked");
         std::fs::write(
             &path,
-            "sid old 50\n\
+            b"sid old 50\n\
              sub u1 100\n\
              sid live 500\n\
              sub u1 300\n\
@@ -328,6 +330,7 @@ mod tests {
              sid y 600 extra\n\
              sub u1 200\n\
              sub u2 7\n\
+             sid \xff\xfe 900\n\
              sid torn",
         )
         .unwrap();
