@@ -7,6 +7,7 @@
 //! refuses such accounts, since the relay address says nothing about who
 //! they are.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -23,6 +24,9 @@ pub enum Denied {
     NotAllowed,
     /// A private relay address and `allow_private_relay = false`.
     PrivateRelay,
+    /// The account's email is not one address (see [`Email::parse`]), so
+    /// a rule on emails cannot vouch for it either way.
+    MalformedEmail,
 }
 
 impl fmt::Display for Denied {
@@ -30,23 +34,89 @@ impl fmt::Display for Denied {
         f.write_str(match self {
             Denied::NotAllowed => "not in the allowed emails, domains or subs",
             Denied::PrivateRelay => "private relay addresses are not allowed",
+            Denied::MalformedEmail => "the account's email address is malformed",
         })
     }
 }
 
+/// An email address, split once and strictly: every email rule reads it
+/// through here, so no two rules can disagree on what the domain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Email<'a> {
+    local: &'a str,
+    /// Without the trailing dot of a fully qualified name.
+    domain: &'a str,
+}
+
+impl<'a> Email<'a> {
+    /// Exactly one `@` between a non-empty local part and a non-empty
+    /// domain, no whitespace or control character; one trailing dot of the
+    /// domain is dropped (`example.com.` is `example.com` in DNS). Why so
+    /// strict: `a@evil.com@example.com` read from the left is at
+    /// `evil.com`, from the right at `example.com`; a mail system and our
+    /// allow list may pick differently, so such a string matches no rule.
+    /// (RFC 5321 allows a quoted `@` in the local part; Apple issues no
+    /// such address, and refusing it is the safe side.)
+    pub fn parse(email: &'a str) -> Option<Self> {
+        let (local, domain) = email.split_once('@')?;
+        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        let clean = !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        (clean && !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
+            .then_some(Email { local, domain })
+    }
+
+    /// The domain, as written, without its trailing dot.
+    pub fn domain(&self) -> &'a str {
+        self.domain
+    }
+
+    /// Whether the domain is `domain` (ASCII case-insensitive, as DNS is).
+    pub fn is_at(&self, domain: &str) -> bool {
+        self.domain.eq_ignore_ascii_case(domain)
+    }
+
+    /// Apple's private relay.
+    pub fn is_relay(&self) -> bool {
+        self.is_at(PRIVATE_RELAY_DOMAIN)
+    }
+
+    /// `local@domain` in lower case without the trailing dot: the form the
+    /// allow list holds. Borrowed when the address is already in it.
+    pub fn canonical(&self, original: &'a str) -> Cow<'a, str> {
+        let lower = !original.bytes().any(|b| b.is_ascii_uppercase());
+        if lower && original.len() == self.local.len() + 1 + self.domain.len() {
+            return Cow::Borrowed(original);
+        }
+        Cow::Owned(format!("{}@{}", self.local, self.domain).to_ascii_lowercase())
+    }
+}
+
+/// Whether `email` is a private relay address (for the callback, deciding
+/// `is_private_email` when Apple leaves it out). A malformed one is not.
+pub fn is_relay_address(email: &str) -> bool {
+    Email::parse(email).is_some_and(|e| e.is_relay())
+}
+
 /// Whether the user hides behind Apple's private relay.
 pub fn is_private_relay(s: &Session) -> bool {
-    s.is_private_email
-        || s.email.as_deref().is_some_and(|e| {
-            e.rsplit_once('@')
-                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(PRIVATE_RELAY_DOMAIN))
-        })
+    s.is_private_email || s.email.as_deref().is_some_and(is_relay_address)
+}
+
+/// `s` in ASCII lower case, borrowed when it already is.
+fn lower(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
 }
 
 /// The compiled policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// Canonical addresses (see [`Email::canonical`]).
     emails: HashSet<String>,
+    /// Lower case, without a trailing dot.
     domains: HashSet<String>,
     subs: HashSet<String>,
     allow_private_relay: bool,
@@ -54,11 +124,21 @@ pub struct Policy {
 }
 
 impl Policy {
-    /// From `[policy]`.
+    /// From `[policy]` (whose lists config validation lower-cased). The
+    /// lists go through the same parser as users' emails; an entry that
+    /// does not parse could match no one and is left out.
     pub fn new(cfg: &config::Policy) -> Self {
         Policy {
-            emails: cfg.allowed_emails.iter().cloned().collect(),
-            domains: cfg.allowed_email_domains.iter().cloned().collect(),
+            emails: cfg
+                .allowed_emails
+                .iter()
+                .filter_map(|e| Email::parse(e).map(|p| p.canonical(e).into_owned()))
+                .collect(),
+            domains: cfg
+                .allowed_email_domains
+                .iter()
+                .map(|d| lower(d.strip_suffix('.').unwrap_or(d)).into_owned())
+                .collect(),
             subs: cfg.allowed_subs.iter().cloned().collect(),
             allow_private_relay: cfg.allow_private_relay,
             require_verified_email: cfg.require_verified_email,
@@ -72,17 +152,32 @@ impl Policy {
 
     /// Decides for a signed-in user.
     pub fn check(&self, s: &Session) -> Result<(), Denied> {
-        // Runs on every request: no allocation until an allow list is consulted.
-        if !self.allow_private_relay && is_private_relay(s) {
-            return Err(Denied::PrivateRelay);
+        // Runs on every request. An open policy allowing relays never reads
+        // the email; otherwise nothing allocates unless an allow list is
+        // consulted with an address not already in lower case.
+        if self.allow_private_relay && self.is_open() {
+            return Ok(());
+        }
+        let email = s.email.as_deref().map(|e| (e, Email::parse(e)));
+        if !self.allow_private_relay {
+            if s.is_private_email {
+                return Err(Denied::PrivateRelay);
+            }
+            match email {
+                Some((_, Some(e))) if e.is_relay() => return Err(Denied::PrivateRelay),
+                // Whether it is a relay address cannot be told: refuse.
+                Some((_, None)) => return Err(Denied::MalformedEmail),
+                _ => {}
+            }
         }
         if self.is_open() || self.subs.contains(&s.sub) {
             return Ok(());
         }
         let trusted = s.email_verified || !self.require_verified_email;
-        if let (Some(email), true) = (s.email.as_deref().map(str::to_ascii_lowercase), trusted) {
-            let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-            if self.emails.contains(&email) || self.domains.contains(domain) {
+        if let (Some((original, Some(e))), true) = (email, trusted) {
+            if self.domains.contains(lower(e.domain()).as_ref())
+                || self.emails.contains(e.canonical(original).as_ref())
+            {
                 return Ok(());
             }
         }
@@ -162,6 +257,75 @@ mod tests {
         assert_eq!(
             policy(&[], &[], true).check(&user("9", "abc@privaterelay.appleid.com", true, true)),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn emails_parse_strictly() {
+        let e = Email::parse("Jane@Example.com.").unwrap();
+        assert_eq!(e.domain(), "Example.com");
+        assert!(e.is_at("example.com"));
+        for bad in [
+            "a@evil.com@example.com",
+            "@example.com",
+            "a@",
+            "a@.",
+            "example.com",
+            "a b@example.com",
+            "a@example.com\n",
+            "",
+        ] {
+            assert_eq!(Email::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn two_at_signs_match_no_allow_list() {
+        let forged = "a@evil.com@example.com";
+        let p = policy(&["boss@example.com"], &["example.com"], true);
+        assert_eq!(
+            p.check(&user("9", forged, true, false)),
+            Err(Denied::NotAllowed)
+        );
+        let p = policy(&[forged], &[], true);
+        assert_eq!(
+            p.check(&user("9", forged, true, false)),
+            Err(Denied::NotAllowed),
+            "an allowed_emails entry of the same shape matches no one"
+        );
+        // Still allowed by sub, which names the account itself.
+        assert_eq!(p.check(&user("001.sub", forged, true, false)), Ok(()));
+    }
+
+    #[test]
+    fn a_trailing_dot_is_the_same_domain() {
+        let p = policy(&["boss@other.org"], &["example.com"], true);
+        assert_eq!(
+            p.check(&user("9", "Jane@Example.COM.", true, false)),
+            Ok(())
+        );
+        assert_eq!(p.check(&user("9", "Boss@other.org.", true, false)), Ok(()));
+        let p = policy(&[], &["example.com."], true);
+        assert_eq!(p.check(&user("9", "jane@example.com", true, false)), Ok(()));
+
+        assert!(is_relay_address("x@privaterelay.appleid.com."));
+        assert!(is_relay_address("x@PrivateRelay.AppleID.com"));
+        assert!(!is_relay_address("x@privaterelay.appleid.com@evil.com"));
+        assert!(!is_relay_address("x@evil.com@privaterelay.appleid.com"));
+        let closed = policy(&[], &[], false);
+        assert_eq!(
+            closed.check(&user("9", "x@privaterelay.appleid.com.", true, false)),
+            Err(Denied::PrivateRelay)
+        );
+        assert_eq!(
+            closed.check(&user(
+                "9",
+                "x@evil.com@privaterelay.appleid.com",
+                true,
+                false
+            )),
+            Err(Denied::MalformedEmail),
+            "an address that may be a relay one is not let through"
         );
     }
 }

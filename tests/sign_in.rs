@@ -84,9 +84,10 @@ async fn round_trip_ends_at_the_upstream_with_identity_headers() {
     );
 }
 
-/// The login-state cookie is SameSite=None; Secure; HttpOnly and scoped to
-/// the callback, so it travels with Apple's cross-site POST, on which the
-/// (Lax) session cookie does not; the session cookie is Lax and HttpOnly.
+/// The login-state cookie is SameSite=None; Secure; HttpOnly (with Path=/
+/// and no Domain, as `__Host-` requires on https), so it travels with
+/// Apple's cross-site POST, on which the (Lax) session cookie does not; the
+/// session cookie is Lax and HttpOnly.
 #[tokio::test]
 async fn login_state_survives_the_cross_site_post_and_the_session_is_lax() {
     let stack = Stack::start();
@@ -109,7 +110,7 @@ async fn login_state_survives_the_cross_site_post_and_the_session_is_lax() {
         .clone();
     assert_eq!(login.same_site, common::browser::SameSite::None);
     assert!(login.secure && login.http_only);
-    assert_eq!(login.path, "/oauth2/callback");
+    assert_eq!(login.path, "/", "__Host- rules: Path=/ and no Domain");
     let set = start.set_cookies().join("\n");
     assert!(
         set.contains("Max-Age=600"),

@@ -962,16 +962,21 @@ impl Validator<'_> {
                 .map(|s| s.trim().trim_start_matches('@').to_ascii_lowercase())
                 .collect::<Vec<_>>()
         };
-        let allowed_emails = lower(p.allowed_emails);
-        for e in &allowed_emails {
-            if !e.contains('@') {
-                self.problem(
+        // Parsed by the policy's own parser, so both sides compare alike.
+        let mut allowed_emails = Vec::new();
+        for e in lower(p.allowed_emails) {
+            match crate::policy::Email::parse(&e) {
+                Some(m) => allowed_emails.push(m.canonical(&e).into_owned()),
+                None => self.problem(
                     "policy.allowed_emails",
                     format!("expected e-mail addresses, found {e:?}"),
-                );
+                ),
             }
         }
-        let allowed_email_domains = lower(p.allowed_email_domains);
+        let allowed_email_domains: Vec<String> = lower(p.allowed_email_domains)
+            .into_iter()
+            .map(|d| d.strip_suffix('.').unwrap_or(&d).to_string())
+            .collect();
         for d in &allowed_email_domains {
             if d.is_empty() || d.contains('@') {
                 self.problem(

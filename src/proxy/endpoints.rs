@@ -142,8 +142,13 @@ fn start(gw: &Gateway, down: &Downstream) -> Response {
         .as_deref()
         .and_then(|rd| safe_return_path(&gw.public.origin, rd))
         .unwrap_or_else(|| "/".to_string());
-    let (login, set_cookie) = gw.login.begin(return_to, gw.clock.now());
-    Response::redirect(302, gw.apple.authorize_url(&login.state, &login.nonce)).cookie(set_cookie)
+    let (login, set_cookies) = gw
+        .login
+        .begin(return_to, gw.clock.now(), cookie_headers(down));
+    set_cookies.into_iter().fold(
+        Response::redirect(302, gw.apple.authorize_url(&login.state, &login.nonce)),
+        Response::cookie,
+    )
 }
 
 /// The fields Apple posts to the callback.
@@ -317,10 +322,9 @@ async fn finish_sign_in(
     }
     let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let email = claims.email.clone();
-    let relay = email.as_deref().is_some_and(|e| {
-        e.to_ascii_lowercase()
-            .ends_with("@privaterelay.appleid.com")
-    });
+    let relay = email
+        .as_deref()
+        .is_some_and(crate::policy::is_relay_address);
     let session = Session {
         id: random_token(16),
         sub: claims.sub,

@@ -95,7 +95,7 @@ impl Gateway {
             routes: Routes::new(&config.routes),
             clock,
             max_callback_body: config.server.max_callback_body,
-            bearer: BearerCache::new(100_000),
+            bearer: BearerCache::with_byte_budget(crate::apple::bearer::DEFAULT_BYTE_BUDGET),
             bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
             limits: rate_limit::SignInLimits::new(&config.rate_limit),

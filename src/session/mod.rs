@@ -116,6 +116,14 @@ mod tests {
             find_only_cookie(twice.iter().copied(), "applegate"),
             Err(SessionError::Duplicate)
         );
+        // Names and values are trimmed as RFC 6265 §5.2 parses them, so a
+        // padded copy counts as a second cookie of the name.
+        let h: Vec<&[u8]> = vec![b"applegate; applegate =1; applegate=a=b"];
+        assert_eq!(find_cookie(h.iter().copied(), "applegate"), Some("1"));
+        assert_eq!(
+            find_only_cookie(h.iter().copied(), "applegate"),
+            Err(SessionError::Duplicate)
+        );
     }
 
     #[test]
