@@ -783,8 +783,12 @@ fn main() {
     )
     .unwrap();
     let config = |port: u16, public: &str, access: bool| {
+        // The sign-in benchmark measures capacity, not the limiter, and the
+        // idle-connection test opens 10,000 connections: both limits raised.
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{public}\"\nthreads = 1\ngrace_period = \"0s\"\n\
+             max_connections = 15000\n\
+             [rate_limit]\nsign_in_per_client = 1000000\nsign_in_total = 1000000\napple_token_calls = 1000000\n\
              [apple]\nteam_id = \"{TEAM_ID}\"\nservices_id = \"{SERVICES_ID}\"\nkey_id = \"{KEY_ID}\"\nprivate_key_file = \"AuthKey.p8\"\n\
              base_url = \"{}\"\nbundle_ids = [\"{BUNDLE_ID}\"]\n[session]\nsecret_file = \"session.key\"\n\
              [log]\nlevel = \"{}\"\naccess = {access}\n\

@@ -11,7 +11,7 @@
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 
-use crate::session::Session;
+use crate::session::{cookie_pairs, Session};
 
 /// `X-Auth-Request-User`: Apple's `sub`.
 pub const USER: &str = "X-Auth-Request-User";
@@ -157,30 +157,24 @@ impl Identity {
 const NAME_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
 
 /// Removes the gateway's own cookies from the `Cookie` header so the
-/// upstream never sees the session.
+/// upstream never sees the session. Read with the one cookie parser
+/// ([`cookie_pairs`]), so what counts as ours here is what the gateway
+/// reads as ours.
 pub fn strip_cookies(req: &mut RequestHeader, is_ours: impl Fn(&str) -> bool) {
-    let Some(_) = req.headers.get(http::header::COOKIE) else {
-        return;
+    let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(&is_ours);
+    let values = || {
+        req.headers
+            .get_all(http::header::COOKIE)
+            .into_iter()
+            .map(|v| v.as_bytes())
     };
-    let mut kept = Vec::new();
-    let mut changed = false;
-    for v in req.headers.get_all(http::header::COOKIE) {
-        for pair in v.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                continue;
-            }
-            let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
-            if std::str::from_utf8(name).is_ok_and(&is_ours) {
-                changed = true;
-            } else {
-                kept.push(pair.to_vec());
-            }
-        }
-    }
-    if !changed {
+    if !cookie_pairs(values()).any(|(n, _)| ours(n)) {
         return;
     }
+    let kept: Vec<Vec<u8>> = cookie_pairs(values())
+        .filter(|(n, _)| !ours(n))
+        .map(|(n, v)| [n, b"=", v].concat())
+        .collect();
     req.remove_header(&http::header::COOKIE);
     if !kept.is_empty() {
         let joined = kept.join(&b"; "[..]);
@@ -263,5 +257,11 @@ mod tests {
         req.append_header("Cookie", "applegate=secret").unwrap();
         strip_cookies(&mut req, |n| n == "applegate");
         assert!(req.headers.get("cookie").is_none());
+        // As the gateway reads cookies: a padded name is the same cookie.
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("Cookie", "a=1; applegate =secret")
+            .unwrap();
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert_eq!(req.headers.get("cookie").unwrap(), "a=1");
     }
 }

@@ -70,7 +70,7 @@ pub struct Server {
     pub max_headers: usize,
     /// How long an idle keep-alive connection is kept open.
     pub keepalive_timeout: Duration,
-    /// Most open client connections; more wait in the kernel's backlog.
+    /// Most open client connections; one more is closed at once.
     pub max_connections: usize,
 }
 

@@ -31,7 +31,7 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{self, Identity};
 use crate::policy::Policy;
 use crate::session::{
-    find_only_cookie, LoginCookie, Revocations, Session, SessionCookie, SessionError,
+    find_only_cookie, LoginCookie, OwnCookies, Revocations, Session, SessionCookie, SessionError,
 };
 use ctx::{Ctx, Outcome};
 use error::Failure;
@@ -58,6 +58,8 @@ pub struct Gateway {
     pub bearer_enabled: bool,
     pub trusted_proxies: TrustedProxies,
     pub limits: rate_limit::SignInLimits,
+    /// The names of the gateway's cookies, in every form.
+    own_cookies: OwnCookies,
     /// Idle time between keep-alive requests, in seconds.
     keepalive_secs: u64,
     /// Most header fields in one request.
@@ -99,6 +101,7 @@ impl Gateway {
             bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
             limits: rate_limit::SignInLimits::new(&config.rate_limit),
+            own_cookies: OwnCookies::new(&config.session.cookie_name),
             keepalive_secs: config.server.keepalive_timeout.as_secs().max(1),
             max_headers: config.server.max_headers,
             sessions: moka::sync::Cache::builder()
@@ -270,28 +273,6 @@ impl Gateway {
         tracing::warn!(client = %client, endpoint = ?endpoint, "sign-in rate limit reached");
         Some(Failure::RateLimited(rate_limit::RETRY_AFTER).page("/"))
     }
-
-    fn is_our_cookie(&self, name: &str) -> bool {
-        name == self.session_cookie.name() || self.login.is_login_cookie(name)
-    }
-
-    /// Whether `name` is one of the gateway's cookies under any prefix
-    /// (`__Host-`, `__Secure-` or none) and in any case: each names the
-    /// same cookie to some browser or to the gateway's own lookups.
-    fn is_our_cookie_in_any_form(&self, name: &str) -> bool {
-        let base = |n: &str| {
-            let lower = n.to_ascii_lowercase();
-            let stripped = lower
-                .strip_prefix("__host-")
-                .or_else(|| lower.strip_prefix("__secure-"))
-                .unwrap_or(&lower)
-                .to_string();
-            stripped
-        };
-        let name = base(name);
-        let session = base(self.session_cookie.name());
-        name == session || name.starts_with(&format!("{session}-login-"))
-    }
 }
 
 /// Why a request has no identity.
@@ -462,7 +443,7 @@ impl ProxyHttp for Gateway {
             };
             forwarded::apply(req, &hop)?;
         }
-        identity::strip_cookies(req, |n| self.is_our_cookie(n));
+        identity::strip_cookies(req, |n| self.own_cookies.is_ours(n));
         if let Some(id) = &ctx.identity {
             id.inject(req)?;
         }
@@ -484,7 +465,7 @@ impl ProxyHttp for Gateway {
                 .split(|b| *b == b'=')
                 .next()
                 .unwrap_or_default();
-            std::str::from_utf8(name).is_ok_and(|n| self.is_our_cookie_in_any_form(n.trim()))
+            std::str::from_utf8(name).is_ok_and(|n| self.own_cookies.is_ours(n.trim()))
         };
         if resp
             .headers

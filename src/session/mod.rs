@@ -58,6 +58,48 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The names of the gateway's cookies (the session cookie and the
+/// login-state cookies) in every form a browser or an app may give them:
+/// with a `__Host-` or `__Secure-` prefix or none, in any case. What is
+/// ours never reaches the upstream, and the upstream may not set it.
+#[derive(Debug, Clone)]
+pub struct OwnCookies {
+    /// The session cookie's name without prefix, lower case.
+    base: String,
+    /// `<base>-login-`: what every login-state cookie's name starts with.
+    login: String,
+}
+
+impl OwnCookies {
+    /// From the configured session cookie name.
+    pub fn new(cookie_name: &str) -> Self {
+        let base = strip_prefix(cookie_name).to_ascii_lowercase();
+        OwnCookies {
+            login: format!("{base}-login-"),
+            base,
+        }
+    }
+
+    /// Whether `name` is one of ours (no allocation: runs per cookie).
+    pub fn is_ours(&self, name: &str) -> bool {
+        let n = strip_prefix(name).as_bytes();
+        n.eq_ignore_ascii_case(self.base.as_bytes())
+            || (n.len() > self.login.len()
+                && n[..self.login.len()].eq_ignore_ascii_case(self.login.as_bytes()))
+    }
+}
+
+/// `name` without a `__Host-` or `__Secure-` prefix, matched without case
+/// as browsers match them.
+fn strip_prefix(name: &str) -> &str {
+    for p in ["__host-", "__secure-"] {
+        if name.len() >= p.len() && name.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes()) {
+            return &name[p.len()..];
+        }
+    }
+    name
+}
+
 /// Every `name=value` pair in a request's `Cookie` header values, in
 /// order: the one cookie parser (RFC 6265 §5.4 form).
 pub fn cookie_pairs<'a>(
@@ -124,6 +166,29 @@ mod tests {
             find_only_cookie(h.iter().copied(), "applegate"),
             Err(SessionError::Duplicate)
         );
+    }
+
+    #[test]
+    fn own_cookies_in_every_form() {
+        let own = OwnCookies::new("__Host-applegate");
+        for n in [
+            "applegate",
+            "__Host-applegate",
+            "__secure-APPLEGATE",
+            "applegate-login-abcdefghijkl",
+            "__Host-applegate-login-x",
+        ] {
+            assert!(own.is_ours(n), "{n}");
+        }
+        for n in [
+            "app",
+            "applegate_prefs",
+            "applegate-login-",
+            "x__Host-applegate",
+            "é",
+        ] {
+            assert!(!own.is_ours(n), "{n}");
+        }
     }
 
     #[test]
