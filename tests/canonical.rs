@@ -293,6 +293,30 @@ fn malformed_hosts_are_refused_and_good_ones_canonicalized() {
     );
 }
 
+/// A route naming a port is not skipped by another port or none: apps
+/// routing by host name ignore the port.
+#[test]
+fn a_port_scoped_host_route_is_not_skipped_by_the_port() {
+    let rec = Recorder::start();
+    let stack = Stack::with(Options {
+        upstream: Some(rec.addr),
+        root_auth: "public",
+        extra_toml: "[[routes]]\nhost = \"admin.example.com:8443\"\npath = \"/\"\nupstream = \"http://{upstream}\"\n".into(),
+        ..Options::default()
+    });
+    for h in [
+        "admin.example.com:8443",
+        "admin.example.com:1",
+        "admin.example.com",
+        "admin.example.com:",
+    ] {
+        let r = get(&stack, "/secret", h);
+        assert_eq!(r.status, 401, "Host: {h}");
+    }
+    assert!(forwarded(&rec).is_none());
+    assert_forwarded_as(&stack, &rec, "/secret", "/secret");
+}
+
 // ---- the readings rule, over generated paths and hosts ----
 
 fn percent_decode(s: &str) -> String {

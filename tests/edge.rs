@@ -37,7 +37,8 @@ fn client_forwarding_headers_are_replaced() {
     let r = get(
         &stack,
         "GET /public/x HTTP/1.1\r\nHost: App.Example.com.\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
-         X-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.example.com\r\nX-Forwarded-Port: 443\r\nForwarded: for=6.6.6.6",
+         X-Forwarded-Proto: https\r\nX-Forwarded-Host: admin.example.com\r\nX-Forwarded-Port: 443\r\nForwarded: for=6.6.6.6\r\n\
+         X_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX_Forwarded_Host: admin.example.com\r\nX_Forwarded_Proto: https",
     );
     assert_eq!(r.status, 200);
     let seen = rec.take().pop().unwrap();
@@ -50,6 +51,15 @@ fn client_forwarding_headers_are_replaced() {
         seen.all("forwarded"),
         ["for=127.0.0.1;host=\"app.example.com\";proto=http"]
     );
+    // WSGI, PHP and Rack read `X_Real_IP` as `X-Real-IP` and merge them.
+    for n in [
+        "x_forwarded_for",
+        "x_real_ip",
+        "x_forwarded_host",
+        "x_forwarded_proto",
+    ] {
+        assert!(seen.header(n).is_none(), "{n} reached the upstream");
+    }
 }
 
 /// From a trusted proxy, they are kept and extended.
@@ -59,13 +69,17 @@ fn a_trusted_proxys_forwarding_headers_are_extended() {
     let stack = stack(&rec, "trusted_proxies = [\"127.0.0.0/8\"]");
     let r = get(
         &stack,
-        "GET /public/x HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 198.51.100.7",
+        "GET /public/x HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 198.51.100.7\r\nX_Forwarded_For: 6.6.6.6",
     );
     assert_eq!(r.status, 200);
     let seen = rec.take().pop().unwrap();
     assert_eq!(seen.all("x-forwarded-for"), ["198.51.100.7, 127.0.0.1"]);
     assert_eq!(seen.all("x-forwarded-proto"), ["https"]);
     assert_eq!(seen.all("x-real-ip"), ["198.51.100.7"]);
+    assert!(
+        seen.header("x_forwarded_for").is_none(),
+        "never a proxy's spelling"
+    );
 }
 
 /// Forward auth reads `X-Original-URI` only from a trusted proxy, and
@@ -93,6 +107,52 @@ fn forward_auth_takes_the_original_uri_only_from_trusted_proxies() {
         "GET /oauth2/auth HTTP/1.1\r\nHost: app.example.com\r\nX-Original-URI: /reports?q=1",
     );
     assert_eq!(r.status, 401, "a clean URI goes on to the identity check");
+}
+
+/// Forward auth decides on the original request's route: a bearer token
+/// opens only bearer routes, a public route needs nothing.
+#[test]
+fn forward_auth_decides_on_the_original_route() {
+    let rec = Recorder::start();
+    let stack = Stack::with(Options {
+        upstream: Some(rec.addr),
+        routes: vec![("/public/", "public"), ("/api/", "bearer")],
+        apple_toml: "bundle_ids = [\"com.example.ios\"]".into(),
+        server_toml: "trusted_proxies = [\"127.0.0.1\"]".into(),
+        ..Options::default()
+    });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = stack.emulator.sign(&serde_json::json!({
+        "iss": stack.emulator.base_url(), "aud": "com.example.ios", "exp": now + 3600, "iat": now,
+        "sub": "001234.0123456789abcdef0123456789abcdef.0042", "email": "a@example.com",
+        "email_verified": "true",
+    }));
+    let ask = |uri: &str, bearer: bool| {
+        let auth = if bearer {
+            format!("\r\nAuthorization: Bearer {token}")
+        } else {
+            String::new()
+        };
+        get(
+            &stack,
+            &format!(
+                "GET /oauth2/auth HTTP/1.1\r\nHost: app.example.com\r\nX-Original-URI: {uri}{auth}"
+            ),
+        )
+        .status
+    };
+    assert_eq!(ask("/api/me", true), 202, "a bearer route takes the token");
+    assert_eq!(ask("/reports", true), 401, "a session route does not");
+    assert_eq!(
+        ask("/API/me", true),
+        401,
+        "nor does any reading that is a session route"
+    );
+    assert_eq!(ask("/public/x", false), 202, "a public route needs nothing");
+    assert_eq!(ask("/reports", false), 401);
 }
 
 // ---- item 4: limits at the edge ----
@@ -135,6 +195,74 @@ fn a_slow_head_is_cut_at_its_deadline() {
         started.elapsed()
     );
     assert!(rec.take().is_empty());
+}
+
+/// A parser skips blank lines before a request line; they must not switch
+/// the head limits off (a guard that took the first blank line for the
+/// end of the head would wave through a 900 KB or endless head).
+#[test]
+fn leading_blank_lines_do_not_lift_the_head_limits() {
+    let rec = Recorder::start();
+    let stack = stack(&rec, "head_timeout = \"1s\"");
+    let big = "a".repeat(100 * 1024);
+    let reply = raw::send_bytes(
+        stack.gateway.addr,
+        format!("\r\n\r\nGET /public/x HTTP/1.1\r\nHost: app.example.com\r\nX-Pad: {big}\r\n\r\n")
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 431);
+    let mut s = TcpStream::connect(stack.gateway.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    s.write_all(b"\r\n\r\nGET /public/x HTTP/1.1\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_eq!(raw::parse(&got).map(|r| r.status), Some(408));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(rec.take().is_empty());
+}
+
+/// A connection that sends nothing holds its place for `head_timeout`,
+/// not pingora's 60 s.
+#[test]
+fn a_silent_connection_is_closed_at_the_head_deadline() {
+    let rec = Recorder::start();
+    let stack = stack(&rec, "head_timeout = \"1s\"");
+    let mut s = TcpStream::connect(stack.gateway.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let started = Instant::now();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(raw::parse(&got).map(|r| r.status), Some(408));
+}
+
+/// `Transfer-Encoding` with `Content-Length` (a smuggling shape, RFC 9112
+/// §6.1) closes the connection after the answer: what follows is never
+/// read as a second request.
+#[test]
+fn a_request_that_must_close_the_connection_does() {
+    let rec = Recorder::start();
+    let stack = stack(&rec, "");
+    let all = raw::exchange(
+        stack.gateway.addr,
+        b"POST /public/a HTTP/1.1\r\nHost: app.example.com\r\nContent-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /public/smuggled HTTP/1.1\r\nHost: app.example.com\r\n\r\n",
+    );
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.matches("HTTP/1.1 ").count() <= 1, "{text}");
+    let targets: Vec<String> = rec.take().into_iter().map(|s| s.target).collect();
+    assert!(
+        !targets.contains(&"/public/smuggled".to_string()),
+        "{targets:?}"
+    );
 }
 
 /// A head over `max_head_size` gets 431 and never reaches the upstream.
@@ -549,4 +677,53 @@ async fn return_paths_never_become_protocol_relative() {
             "rd={rd}"
         );
     }
+}
+
+// ---- item 7 and 8: what the unsigned name and the email can do ----
+
+/// The first-consent name is unsigned display data: length-capped and
+/// without control characters by the time it reaches the upstream.
+#[tokio::test]
+async fn the_unsigned_name_is_capped_and_cleaned() {
+    let rec = Recorder::start();
+    let stack = Stack::with(Options {
+        upstream: Some(rec.addr),
+        ..Options::default()
+    });
+    let mut person = Person::new("jane@example.com");
+    person.first_name = format!("Jane\u{7}\u{1b}[31m{}", "x".repeat(5000));
+    person.last_name = "Apple\u{0}seed".into();
+    let mut b = Browser::new();
+    let page = b.sign_in(&stack.at("/oauth2/start?rd=/"), &person).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let seen = rec.take().pop().unwrap();
+    let name = seen.header("x-auth-request-name").unwrap();
+    let decoded = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
+    assert!(decoded.starts_with("Jane[31mxxx"), "{decoded}");
+    assert!(
+        decoded.chars().count() <= 200,
+        "{} chars",
+        decoded.chars().count()
+    );
+    assert!(!decoded.chars().any(char::is_control), "{decoded:?}");
+}
+
+/// `x@privaterelay.appleid.com.` (trailing dot) is a relay address too.
+#[tokio::test]
+async fn a_relay_address_with_a_trailing_dot_is_a_relay_address() {
+    let rec = Recorder::start();
+    let stack = Stack::with(Options {
+        upstream: Some(rec.addr),
+        extra_toml: "[policy]\nallow_private_relay = false\n".into(),
+        ..Options::default()
+    });
+    let mut b = Browser::new();
+    let page = b
+        .sign_in(
+            &stack.at("/oauth2/start?rd=/"),
+            &Person::new("x7k2@privaterelay.appleid.com."),
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(rec.take().is_empty());
 }

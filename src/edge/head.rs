@@ -1,12 +1,14 @@
 //! A client stream that bounds each request head in time and size.
 //!
-//! Armed before each request head is read, the guard starts a deadline at
-//! the head's first byte (not reset per byte: one header line a second does
-//! not hold a connection) and counts the head's bytes, limiting each read
-//! to what is left of the budget. It stands down at the blank line that
-//! ends the head, or when the proxy reports the request reached it. Over
-//! time it answers 408, over size 431, and closes; the connection never
-//! reaches pingora's parser with more.
+//! Armed before each request head is read, the guard starts a deadline (at
+//! accept for a connection's first request, at the first byte for the
+//! next ones; never reset per byte: one header line a second does not hold
+//! a connection) and counts the bytes read, limiting each read to what is
+//! left of the budget. It stands down only when the proxy reports the
+//! request reached it, not at the first blank line it sees: a parser skips
+//! leading blank lines, so a guard that trusted them could be switched off
+//! by sending `\r\n\r\n` first. Over time it answers 408, over size 431,
+//! and closes; the connection never reaches pingora's parser with more.
 //!
 //! Until the proxy has seen the request, anything written to the client
 //! can only be pingora's own error page (a head it could not parse, a
@@ -42,9 +44,8 @@ enum Phase {
     Idle,
     /// Armed, waiting for the head's first byte.
     Waiting,
-    /// Reading a head: `bytes` so far, the last bytes seen (to find the
-    /// blank line across reads).
-    Reading { bytes: usize, tail: [u8; 3] },
+    /// Reading a head: `bytes` so far, under a running deadline.
+    Reading { bytes: usize },
 }
 
 /// The limits of one request head.
@@ -69,6 +70,8 @@ pub struct HeadGuard {
     reached_proxy: AtomicBool,
     /// The replacement for pingora's page was written: swallow the rest.
     replaced: bool,
+    /// Whether the first request was armed: its deadline runs from accept.
+    armed_once: AtomicBool,
     /// Counts refusals, for the gate's log lines.
     refusals: Arc<super::gate::Refusals>,
 }
@@ -90,11 +93,14 @@ impl HeadGuard {
         HeadGuard {
             inner,
             limits,
-            phase: Phase::Waiting,
+            // The first head's deadline runs from accept: a connection that
+            // sends nothing holds its place for `head_timeout`, no longer.
+            phase: Phase::Reading { bytes: 0 },
             timer: Box::pin(tokio::time::sleep(limits.deadline)),
             signal: AtomicU8::new(SIGNAL_NONE),
             reached_proxy: AtomicBool::new(false),
             replaced: false,
+            armed_once: AtomicBool::new(false),
             refusals,
         }
     }
@@ -107,7 +113,11 @@ impl HeadGuard {
     /// A new request head is about to be read on this connection.
     pub fn arm(&self) {
         self.reached_proxy.store(false, Ordering::Relaxed);
-        self.signal.store(SIGNAL_ARM, Ordering::Release);
+        // The first request is armed from accept on (see `new`); later ones
+        // wait for their first byte, the idle time being keep-alive's.
+        if self.armed_once.swap(true, Ordering::Relaxed) {
+            self.signal.store(SIGNAL_ARM, Ordering::Release);
+        }
     }
 
     /// The request reached the proxy: its head is complete, and what is
@@ -159,19 +169,6 @@ fn status_word(status: u16) -> &'static str {
     }
 }
 
-/// Where the blank line ending a head (`\r\n\r\n`) ends in `tail ++ new`,
-/// counting into `new`.
-fn head_end(tail: &[u8; 3], new: &[u8]) -> Option<usize> {
-    let mut window = *tail;
-    for (i, &b) in new.iter().enumerate() {
-        if window == *b"\r\n\r" && b == b'\n' {
-            return Some(i + 1);
-        }
-        window = [window[1], window[2], b];
-    }
-    None
-}
-
 impl AsyncRead for HeadGuard {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -200,7 +197,6 @@ impl AsyncRead for HeadGuard {
         if budget == 0 {
             return this.refuse(cx, 431, "request head too large");
         }
-        let filled_before = buf.filled().len();
         let n = {
             let mut limited = buf.take(budget);
             match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
@@ -215,28 +211,16 @@ impl AsyncRead for HeadGuard {
         if n == 0 {
             return Poll::Ready(Ok(()));
         }
-        let new = &buf.filled()[filled_before..];
-        let (bytes, tail) = match this.phase {
-            Phase::Reading { bytes, tail } => (bytes, tail),
+        let bytes = match this.phase {
+            Phase::Reading { bytes } => bytes,
             _ => {
                 this.timer
                     .as_mut()
                     .reset(Instant::now() + this.limits.deadline);
-                (0, [0; 3])
+                0
             }
         };
-        if head_end(&tail, new).is_some() {
-            this.phase = Phase::Idle;
-            return Poll::Ready(Ok(()));
-        }
-        let mut next_tail = tail;
-        for &b in &new[new.len().saturating_sub(3)..] {
-            next_tail = [next_tail[1], next_tail[2], b];
-        }
-        this.phase = Phase::Reading {
-            bytes: bytes + n,
-            tail: next_tail,
-        };
+        this.phase = Phase::Reading { bytes: bytes + n };
         Poll::Ready(Ok(()))
     }
 }
@@ -356,18 +340,5 @@ impl GetSocketDigest for HeadGuard {
 impl Peek for HeadGuard {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_blank_line_is_found_across_reads() {
-        assert_eq!(head_end(&[0; 3], b"GET / HTTP/1.1\r\n\r\n"), Some(18));
-        assert_eq!(head_end(b"1\r\n", b"\r\nbody"), Some(2));
-        assert_eq!(head_end(b"\r\n\r", b"\nx"), Some(1));
-        assert_eq!(head_end(&[0; 3], b"GET / HTTP/1.1\r\nHost: a\r\n"), None);
     }
 }

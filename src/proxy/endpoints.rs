@@ -18,6 +18,8 @@ use super::ctx::Ctx;
 use super::error::Failure;
 use super::respond::{escape, Response};
 use super::Gateway;
+use crate::canonical;
+use crate::config::{AuthMode, EncodedSlashes};
 use crate::session::{find_cookie, find_only_cookie, random_token, Session};
 
 /// The gateway's endpoints, told apart by the canonical path.
@@ -435,10 +437,20 @@ async fn userinfo(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Response {
 /// may pass and who makes it. Any method is accepted (the ingress may
 /// mirror the original one); the answer never has a body to forward.
 async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Response {
-    if let Err(f) = original_uri(gw, down, ctx) {
-        return json_error(f, ctx);
+    // The original request's route decides what may vouch for it, as it
+    // would if the request came through the gateway. Without a report of
+    // it (none sent, or not from a trusted proxy) any route's credentials
+    // count: session cookies, and bearer tokens if some route takes them.
+    let auth = match original_route(gw, down, ctx) {
+        Ok(Some(auth)) => auth,
+        Ok(None) if gw.bearer_enabled => AuthMode::Bearer,
+        Ok(None) => AuthMode::Required,
+        Err(f) => return json_error(f, ctx),
+    };
+    if auth == AuthMode::Public {
+        return Response::empty(202);
     }
-    match gw.identify(down, gw.bearer_enabled).await {
+    match gw.identify(down, auth == AuthMode::Bearer).await {
         Ok(id) => match gw.policy.check(&id.session) {
             Ok(()) => {
                 let mut resp = Response::empty(202);
@@ -453,17 +465,19 @@ async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Respons
     }
 }
 
-/// The original request's URI as the ingress in front reports it
-/// (`X-Original-URI` from nginx, `X-Forwarded-Uri` from Traefik and
-/// Caddy), canonicalized like any request path: a path that could be read
-/// two ways is refused here too, so the ingress never passes it on. Only a
-/// trusted proxy's report counts; from anyone else it is ignored.
-fn original_uri(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<String>, Failure> {
+/// The route of the original request as the ingress in front reports it
+/// (`X-Original-URI` from nginx, `X-Forwarded-Uri` from Traefik and Caddy,
+/// `X-Forwarded-Host`), canonicalized like any request: a path or host
+/// that could be read two ways is refused here too, so the ingress never
+/// passes it on. Only a trusted proxy's report counts; from anyone else it
+/// is ignored. An original request no route covers needs a session.
+fn original_route(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<AuthMode>, Failure> {
     let trusted = ctx.peer.is_some_and(|p| gw.trusted_proxies.contains(p));
     if !trusted {
         return Ok(None);
     }
-    let headers = &down.req_header().headers;
+    let req = down.req_header();
+    let headers = &req.headers;
     let mut values = headers
         .get_all("x-original-uri")
         .iter()
@@ -471,18 +485,38 @@ fn original_uri(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<Str
     let Some(raw) = values.next() else {
         return Ok(None);
     };
+    if values.next().is_some() {
+        return Err(Failure::BadRequest("more than one original URI"));
+    }
     let raw = raw
         .to_str()
         .map_err(|_| Failure::BadRequest("original URI is not text"))?;
     let path = raw.split_once('?').map_or(raw, |(p, _)| p);
-    let canonical =
-        crate::canonical::path::canonicalize(path).map_err(|e| Failure::BadRequest(e.reason()))?;
-    if canonical.encoded_slash {
+    let path = canonical::path::canonicalize(path).map_err(|e| Failure::BadRequest(e.reason()))?;
+    let forwarded_hosts: Vec<&[u8]> = headers
+        .get_all("x-forwarded-host")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let host = match forwarded_hosts.as_slice() {
+        [] => canonical::host::canonicalize(
+            headers
+                .get_all(http::header::HOST)
+                .iter()
+                .map(|v| v.as_bytes()),
+            req.raw_path(),
+        ),
+        [one] => canonical::host::parse(one),
+        _ => Err(canonical::HostRefused::Duplicate),
+    }
+    .map_err(|e| Failure::BadRequest(e.reason()))?;
+    let route = gw.routes.find(&host, &path);
+    if path.encoded_slash && route.is_none_or(|r| r.encoded_slashes == EncodedSlashes::Reject) {
         return Err(Failure::BadRequest(
-            crate::canonical::PathRefused::EncodedSlash.reason(),
+            canonical::PathRefused::EncodedSlash.reason(),
         ));
     }
-    Ok(Some(canonical.path.into_owned()))
+    Ok(Some(route.map_or(AuthMode::Required, |r| r.auth)))
 }
 
 #[cfg(test)]

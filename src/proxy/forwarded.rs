@@ -78,6 +78,18 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Whether a header name (lower case, as `http` keeps them) is one of the
+/// forwarding headers in either spelling, `-` or `_`.
+fn is_forwarding_header(name: &str) -> bool {
+    let n = name.as_bytes();
+    [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP].iter().any(|h| {
+        h.len() == n.len()
+            && h.bytes()
+                .zip(n)
+                .all(|(a, b)| a == if *b == b'_' { b'-' } else { *b })
+    })
+}
+
 /// What the gateway knows of the hop from the client.
 pub struct Hop<'a> {
     /// The peer's address (the client, or a trusted proxy).
@@ -100,10 +112,21 @@ pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
         IpAddr::V6(ip) => format!("\"[{ip}]\""),
     };
     let element = format!("for={for_node};host=\"{}\";proto={}", hop.host, hop.scheme);
-    if !hop.trusted {
-        for name in [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP] {
-            req.remove_header(name);
-        }
+    // CGI-style servers (WSGI, PHP, Rack) read `X_Forwarded_For` as
+    // `X-Forwarded-For` and merge the two, the client's first: an `_`
+    // spelling is never a proxy's and always goes; from an untrusted peer
+    // every spelling goes.
+    let spoofed: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| {
+            let n = k.as_str();
+            (n.contains('_') || !hop.trusted) && is_forwarding_header(n)
+        })
+        .cloned()
+        .collect();
+    for name in spoofed {
+        req.remove_header(&name);
     }
     // Kept and extended from a trusted proxy; ours alone otherwise.
     let joined = |req: &RequestHeader, name: &str| -> Option<String> {
@@ -176,6 +199,9 @@ mod tests {
             ("X-Forwarded-Host", "admin.example.com"),
             ("X-Forwarded-Port", "443"),
             ("Forwarded", "for=1.2.3.4"),
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("X_Real_IP", "6.6.6.6"),
+            ("X_Forwarded_Host", "admin.example.com"),
         ]);
         apply(&mut r, &hop("203.0.113.9", false)).unwrap();
         assert_eq!(get(&r, XFF), Some("203.0.113.9"));
@@ -188,6 +214,9 @@ mod tests {
             Some("for=203.0.113.9;host=\"app.example.com\";proto=http")
         );
         assert_eq!(r.headers.get_all(XFF).iter().count(), 1);
+        for n in ["x_forwarded_for", "x_real_ip", "x_forwarded_host"] {
+            assert_eq!(get(&r, n), None, "{n}");
+        }
     }
 
     #[test]
@@ -197,8 +226,12 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
             ("X-Real-IP", "198.51.100.7"),
         ]);
+        r.append_header("X_Forwarded_For", "6.6.6.6").unwrap();
+        r.append_header("x_real_ip", "6.6.6.6").unwrap();
         apply(&mut r, &hop("10.0.0.2", true)).unwrap();
         assert_eq!(get(&r, XFF), Some("198.51.100.7, 10.0.0.2"));
+        assert_eq!(get(&r, "x_forwarded_for"), None, "never a proxy's spelling");
+        assert_eq!(get(&r, "x_real_ip"), None);
         assert_eq!(get(&r, XFP), Some("https"));
         assert_eq!(get(&r, REAL_IP), Some("198.51.100.7"));
     }

@@ -356,8 +356,13 @@ impl ProxyHttp for Gateway {
             guard.reached_proxy();
         }
         // Bounds the wait for the next request on this connection; pingora
-        // would otherwise wait without limit after the first.
-        down.set_keepalive(Some(self.keepalive_secs));
+        // would otherwise wait without limit after the first. Only where
+        // keep-alive is on: pingora turns it off for requests that must
+        // close (HTTP/1.0 without keep-alive, Transfer-Encoding with
+        // Content-Length: RFC 9112 §6.1), and that must stay so.
+        if down.get_keepalive().is_some() {
+            down.set_keepalive(Some(self.keepalive_secs));
+        }
         // Pipelined requests are answered in order rather than dropped.
         down.set_pipelining_enabled(true);
         if down.req_header().headers.len() > self.max_headers {

@@ -43,14 +43,40 @@ impl SignInLimits {
     }
 
     /// Counts one sign-in request from `client`; false when over a limit.
+    /// A request refused for its client's own rate does not count toward
+    /// the total, so one flooding address cannot use up everyone's budget.
     pub fn admit_sign_in(&self, client: IpAddr) -> bool {
-        let mine = self.per_client.observe(&client, 1);
-        let all = self.total.observe(&(), 1);
-        mine <= self.cfg.sign_in_per_client as isize && all <= self.cfg.sign_in_total as isize
+        if self.per_client.observe(&client, 1) > self.cfg.sign_in_per_client as isize {
+            return false;
+        }
+        self.total.observe(&(), 1) <= self.cfg.sign_in_total as isize
     }
 
     /// Counts one token call to Apple; false when over the cap.
     pub fn admit_apple_call(&self) -> bool {
         self.apple.observe(&(), 1) <= self.cfg.apple_token_calls as isize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One address over its own limit cannot use up everyone's budget.
+    #[test]
+    fn a_flooding_client_does_not_spend_the_total() {
+        let limits = SignInLimits::new(&config::RateLimit {
+            sign_in_per_client: 2,
+            sign_in_total: 3,
+            apple_token_calls: 1,
+        });
+        let a: IpAddr = "198.51.100.1".parse().unwrap();
+        let b: IpAddr = "198.51.100.2".parse().unwrap();
+        let admitted = (0..10).filter(|_| limits.admit_sign_in(a)).count();
+        assert_eq!(admitted, 2);
+        assert!(
+            limits.admit_sign_in(b),
+            "b's first request is within the total"
+        );
     }
 }

@@ -44,6 +44,9 @@ pub struct Routes {
     /// Whether any route prefix has an upper-case letter; if none does, a
     /// lower-case path needs no second, case-folded match.
     upper_in_prefixes: bool,
+    /// Whether any route names a port; if none does, no port-blind match
+    /// is needed.
+    port_routes: bool,
 }
 
 /// How strict a route is: a request that some reading puts on a stricter
@@ -97,6 +100,7 @@ impl Routes {
             by_host,
             any_host,
             upper_in_prefixes,
+            port_routes: routes.iter().any(|r| r.port.is_some()),
         }
     }
 
@@ -107,20 +111,30 @@ impl Routes {
 
     /// The route for a request with canonical `host` and `path`: the
     /// strictest route that any reading of the path matches (ties go to
-    /// the earlier reading, the path as forwarded first).
+    /// the earlier reading, the path as forwarded first). Apps that route
+    /// by host name ignore the port (Rails' `request.host`, Express'
+    /// `req.hostname`), so a route naming a port is also tried port-blind:
+    /// a port can make a request stricter, never looser.
     pub fn find(&self, host: &CanonicalHost<'_>, path: &CanonicalPath<'_>) -> Option<&Route> {
         let mut best: Option<&Route> = None;
+        let port_blind: &[bool] = if self.port_routes {
+            &[false, true]
+        } else {
+            &[false]
+        };
         for reading in path.readings() {
             let fold = self.upper_in_prefixes || reading.bytes().any(|b| b.is_ascii_uppercase());
-            let exact = self.find_one(host, reading, false);
-            let folded = if fold {
-                self.find_one(host, reading, true)
-            } else {
-                None
-            };
-            for r in [exact, folded].into_iter().flatten() {
-                if best.is_none_or(|b| strictness(r.auth) > strictness(b.auth)) {
-                    best = Some(r);
+            for &any_port in port_blind {
+                let exact = self.find_one(host, reading, false, any_port);
+                let folded = if fold {
+                    self.find_one(host, reading, true, any_port)
+                } else {
+                    None
+                };
+                for r in [exact, folded].into_iter().flatten() {
+                    if best.is_none_or(|b| strictness(r.auth) > strictness(b.auth)) {
+                        best = Some(r);
+                    }
                 }
             }
         }
@@ -128,13 +142,19 @@ impl Routes {
     }
 
     /// The most specific route matching one reading of the path.
-    fn find_one(&self, host: &CanonicalHost<'_>, path: &str, fold: bool) -> Option<&Route> {
+    fn find_one(
+        &self,
+        host: &CanonicalHost<'_>,
+        path: &str,
+        fold: bool,
+        any_port: bool,
+    ) -> Option<&Route> {
         self.by_host
             .get(host.name.as_ref())
             .into_iter()
             .flatten()
             .map(|i| &self.all[*i])
-            .filter(|r| r.port.is_none() || r.port == host.port)
+            .filter(|r| any_port || r.port.is_none() || r.port == host.port)
             .chain(self.any_host.iter().map(|i| &self.all[*i]))
             .find(|r| path_matches(&r.path, path, fold))
     }
@@ -219,7 +239,22 @@ mod tests {
         assert_eq!(find(&routes, "Admin.Example.com:443", "/public/x"), Some(3));
         assert_eq!(find(&routes, "admin.example.com.", "/public/x"), Some(3));
         assert_eq!(find(&routes, "admin.example.com:8443", "/x"), Some(4));
+        // Another port or none: the port-blind reading finds the stricter
+        // required route of the same name, never a looser one.
+        assert_eq!(find(&routes, "admin.example.com:1", "/x"), Some(3));
         assert_eq!(find(&routes, "other.example.com", "/public/x"), Some(1));
+        let routes = Routes::new(&[
+            route(None, "/", AuthMode::Public),
+            route(Some("admin.example.com:8443"), "/", AuthMode::Required),
+        ]);
+        for h in [
+            "admin.example.com",
+            "admin.example.com:1",
+            "admin.example.com:",
+        ] {
+            assert_eq!(find(&routes, h, "/secret"), Some(1), "{h}");
+        }
+        assert_eq!(find(&routes, "app.example.com:8443", "/secret"), Some(0));
     }
 
     #[test]
