@@ -153,14 +153,19 @@ fn check(path: &Path) -> ExitCode {
     for r in &c.routes {
         let _ = writeln!(
             out,
-            "  route        {}{} -> {} (auth {})",
+            "  route        {}{}{} -> {} (auth {}{})",
             r.host.as_deref().unwrap_or(""),
+            r.port.map(|p| format!(":{p}")).unwrap_or_default(),
             r.path,
             r.upstream.url,
             match r.auth {
                 config::AuthMode::Required => "required",
                 config::AuthMode::Public => "public",
                 config::AuthMode::Bearer => "bearer",
+            },
+            match r.encoded_slashes {
+                config::EncodedSlashes::Keep => ", encoded slashes kept",
+                config::EncodedSlashes::Reject => "",
             }
         );
     }
