@@ -106,9 +106,13 @@ fn init_logging(log: &config::Log) {
     // Pingora's debug and trace lines print raw request bytes, whole header
     // maps (Cookie, Authorization) and targets with their query (`?code=`):
     // capped at info whatever level is asked for, so no level logs a secret.
+    // The hint keeps the combined filter's maximum level the configured
+    // one: without it the `log` bridge is opened to trace, and every
+    // pingora `debug!` on the hot path is formatted only to be dropped.
     let cap = filter_fn(|meta| {
         !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
-    });
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE);
     let filter = filter.and(cap);
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())

@@ -117,33 +117,31 @@ pub fn canonicalize(raw: &str) -> Result<CanonicalPath<'_>, PathRefused> {
     rewrite(raw)
 }
 
-/// The slow path of [`canonicalize`]: segment by segment.
+/// The slow path of [`canonicalize`]: segment by segment, into one output
+/// string (a `..` truncates it to the previous slash), with one pair of
+/// scratch buffers for all segments.
 fn rewrite(raw: &str) -> Result<CanonicalPath<'_>, PathRefused> {
-    let mut segments: Vec<String> = Vec::new();
+    let mut path = String::with_capacity(raw.len());
+    let mut scratch = Scratch::default();
     let mut encoded_slash = false;
     let mut has_params = false;
     let mut trailing_slash = false;
     for seg in raw[1..].split('/') {
-        let seg = normalize_segment(seg)?;
+        let found = scratch.normalize(seg)?;
         trailing_slash = false;
-        match seg.text.as_str() {
-            "" => trailing_slash = true,
-            "." => trailing_slash = true,
+        match scratch.text.as_str() {
+            "" | "." => trailing_slash = true,
             ".." => {
-                segments.pop();
+                path.truncate(path.rfind('/').unwrap_or(0));
                 trailing_slash = true;
             }
-            _ => {
-                encoded_slash |= seg.encoded_slash;
-                has_params |= seg.has_params;
-                segments.push(seg.text);
+            text => {
+                encoded_slash |= found.encoded_slash;
+                has_params |= found.has_params;
+                path.push('/');
+                path.push_str(text);
             }
         }
-    }
-    let mut path = String::with_capacity(raw.len());
-    for s in &segments {
-        path.push('/');
-        path.push_str(s);
     }
     if path.is_empty() || trailing_slash {
         path.push('/');
@@ -162,70 +160,79 @@ fn rewrite(raw: &str) -> Result<CanonicalPath<'_>, PathRefused> {
     })
 }
 
-/// One segment with its escapes normalized.
-struct Segment {
-    text: String,
+/// What a segment holds that matters for the readings.
+struct Found {
     encoded_slash: bool,
     has_params: bool,
 }
 
-/// Decodes unreserved escapes, upper-cases the rest, and refuses what
-/// cannot be read one way.
-fn normalize_segment(seg: &str) -> Result<Segment, PathRefused> {
-    let b = seg.as_bytes();
-    let mut text = String::with_capacity(seg.len());
-    // The segment fully decoded, to check UTF-8 and hidden dot segments.
-    let mut decoded: Vec<u8> = Vec::with_capacity(seg.len());
-    let mut encoded_slash = false;
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c != b'%' {
-            text.push(c as char);
-            decoded.push(c);
-            i += 1;
-            continue;
-        }
-        let v = match (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
-            (Some(h), Some(l)) => h << 4 | l,
-            _ => return Err(PathRefused::BadEscape),
-        };
-        i += 3;
-        decoded.push(v);
-        match v {
-            0..=0x1f | 0x7f => return Err(PathRefused::Control),
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                text.push(v as char)
+/// Buffers reused across the segments of one path.
+#[derive(Default)]
+struct Scratch {
+    /// The segment with its escapes normalized.
+    text: String,
+    /// The segment fully decoded, to check UTF-8 and hidden dot segments.
+    decoded: Vec<u8>,
+}
+
+impl Scratch {
+    /// Normalizes `seg` into `self.text`: decodes unreserved escapes,
+    /// upper-cases the rest, and refuses what cannot be read one way.
+    fn normalize(&mut self, seg: &str) -> Result<Found, PathRefused> {
+        let (text, decoded) = (&mut self.text, &mut self.decoded);
+        text.clear();
+        decoded.clear();
+        let b = seg.as_bytes();
+        let mut encoded_slash = false;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if c != b'%' {
+                text.push(c as char);
+                decoded.push(c);
+                i += 1;
+                continue;
             }
-            _ => {
-                encoded_slash |= v == b'/' || v == b'\\';
-                const HEX: &[u8; 16] = b"0123456789ABCDEF";
-                text.push('%');
-                text.push(HEX[(v >> 4) as usize] as char);
-                text.push(HEX[(v & 15) as usize] as char);
-            }
-        }
-    }
-    if std::str::from_utf8(&decoded).is_err() {
-        return Err(PathRefused::NotUtf8);
-    }
-    // A plain `.` or `..` is resolved by the caller; one that only some
-    // readings see (`..;x`, `..%3B`, `a%2F..`) cannot be resolved once.
-    let plain_dot = text == "." || text == "..";
-    let has_params = decoded.contains(&b';');
-    if !plain_dot && (has_params || encoded_slash || text.contains('.')) {
-        for piece in decoded.split(|c| matches!(c, b'/' | b'\\')) {
-            let name = piece.split(|c| *c == b';').next().unwrap_or_default();
-            if name == b"." || name == b".." {
-                return Err(PathRefused::AmbiguousDotSegment);
+            let v = match (b.get(i + 1).and_then(hex), b.get(i + 2).and_then(hex)) {
+                (Some(h), Some(l)) => h << 4 | l,
+                _ => return Err(PathRefused::BadEscape),
+            };
+            i += 3;
+            decoded.push(v);
+            match v {
+                0..=0x1f | 0x7f => return Err(PathRefused::Control),
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    text.push(v as char)
+                }
+                _ => {
+                    encoded_slash |= v == b'/' || v == b'\\';
+                    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                    text.push('%');
+                    text.push(HEX[(v >> 4) as usize] as char);
+                    text.push(HEX[(v & 15) as usize] as char);
+                }
             }
         }
+        if std::str::from_utf8(decoded).is_err() {
+            return Err(PathRefused::NotUtf8);
+        }
+        // A plain `.` or `..` is resolved by the caller; one that only some
+        // readings see (`..;x`, `..%3B`, `a%2F..`) cannot be resolved once.
+        let plain_dot = text == "." || text == "..";
+        let has_params = decoded.contains(&b';');
+        if !plain_dot && (has_params || encoded_slash || text.contains('.')) {
+            for piece in decoded.split(|c| matches!(c, b'/' | b'\\')) {
+                let name = piece.split(|c| *c == b';').next().unwrap_or_default();
+                if name == b"." || name == b".." {
+                    return Err(PathRefused::AmbiguousDotSegment);
+                }
+            }
+        }
+        Ok(Found {
+            encoded_slash,
+            has_params,
+        })
     }
-    Ok(Segment {
-        text,
-        encoded_slash,
-        has_params,
-    })
 }
 
 /// The reading of a canonical `path` by a server that decodes encoded

@@ -8,6 +8,8 @@
 //! head. A connection over the cap is closed at once, and the refusal is
 //! logged (at most once a second, however many there are).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -140,15 +142,23 @@ impl<A> HttpServerApp for Arming<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    async fn process_new_http(
-        self: &Arc<Self>,
+    // Written out rather than `async fn`: arming is synchronous, so the
+    // inner app's future is returned as it is, with no second future
+    // wrapped around it (and the session moved once less) per request.
+    fn process_new_http<'life0, 'life1, 'async_trait>(
+        self: &'life0 Arc<Self>,
         session: ServerSession,
-        shutdown: &ShutdownWatch,
-    ) -> Option<ReusedHttpStream> {
+        shutdown: &'life1 ShutdownWatch,
+    ) -> Pin<Box<dyn Future<Output = Option<ReusedHttpStream>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
         if let Some(guard) = session.stream().and_then(HeadGuard::of) {
             guard.arm();
         }
-        self.app.process_new_http(session, shutdown).await
+        self.app.process_new_http(session, shutdown)
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {

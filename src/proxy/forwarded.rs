@@ -13,12 +13,16 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use pingora::http::RequestHeader;
 
-const XFF: &str = "x-forwarded-for";
-const XFP: &str = "x-forwarded-proto";
-const XFH: &str = "x-forwarded-host";
-const XFPORT: &str = "x-forwarded-port";
-const FORWARDED: &str = "forwarded";
-const REAL_IP: &str = "x-real-ip";
+use http::{HeaderName, HeaderValue};
+
+// Built at compile time: inserting by `HeaderName` skips parsing the name
+// on every request.
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+const XFPORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The trusted proxies, built once from config.
 #[derive(Debug, Clone, Default)]
@@ -49,7 +53,7 @@ impl TrustedProxies {
         let mut client = peer;
         let values: Vec<&[u8]> = req
             .headers
-            .get_all(XFF)
+            .get_all(&XFF)
             .iter()
             .map(|v| v.as_bytes())
             .collect();
@@ -83,6 +87,7 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 fn is_forwarding_header(name: &str) -> bool {
     let n = name.as_bytes();
     [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP].iter().any(|h| {
+        let h = h.as_str();
         h.len() == n.len()
             && h.bytes()
                 .zip(n)
@@ -107,16 +112,11 @@ pub struct Hop<'a> {
 /// Sets the forwarding headers on the request to the upstream.
 pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
     let peer = canonical_ip(hop.peer);
-    let for_node = match peer {
-        IpAddr::V4(ip) => ip.to_string(),
-        IpAddr::V6(ip) => format!("\"[{ip}]\""),
-    };
-    let element = format!("for={for_node};host=\"{}\";proto={}", hop.host, hop.scheme);
     // CGI-style servers (WSGI, PHP, Rack) read `X_Forwarded_For` as
     // `X-Forwarded-For` and merge the two, the client's first: an `_`
     // spelling is never a proxy's and always goes; from an untrusted peer
     // every spelling goes.
-    let spoofed: Vec<http::HeaderName> = req
+    let spoofed: Vec<HeaderName> = req
         .headers
         .keys()
         .filter(|k| {
@@ -128,39 +128,70 @@ pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
     for name in spoofed {
         req.remove_header(&name);
     }
-    // Kept and extended from a trusted proxy; ours alone otherwise.
-    let joined = |req: &RequestHeader, name: &str| -> Option<String> {
-        let parts: Vec<&str> = req
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        (!parts.is_empty()).then(|| parts.join(", "))
+    let peer_text = peer.to_string();
+    let for_node = match peer {
+        IpAddr::V4(_) => peer_text.clone(),
+        IpAddr::V6(_) => format!("\"[{peer_text}]\""),
     };
-    let xff = match joined(req, XFF) {
-        Some(prior) => format!("{prior}, {peer}"),
-        None => peer.to_string(),
+    let element = format!("for={for_node};host=\"{}\";proto={}", hop.host, hop.scheme);
+    // Kept and extended from a trusted proxy; ours alone otherwise (then
+    // the lookups find nothing, as every copy was just removed).
+    let (xff, forwarded) = if hop.trusted {
+        (
+            extended(req, &XFF, &peer_text),
+            extended(req, &FORWARDED, &element),
+        )
+    } else {
+        (peer_text.clone(), element)
     };
-    let forwarded = match joined(req, FORWARDED) {
-        Some(prior) => format!("{prior}, {element}"),
-        None => element,
-    };
-    req.insert_header(XFF, xff)?;
-    req.insert_header(FORWARDED, forwarded)?;
-    if req.headers.get(REAL_IP).is_none() {
-        req.insert_header(REAL_IP, peer.to_string())?;
+    let peer_value = value(peer_text)?;
+    req.insert_header(XFF, value(xff)?)?;
+    req.insert_header(FORWARDED, value(forwarded)?)?;
+    if !req.headers.contains_key(REAL_IP) {
+        req.insert_header(REAL_IP, peer_value)?;
     }
-    if req.headers.get(XFP).is_none() {
-        req.insert_header(XFP, hop.scheme)?;
+    if !req.headers.contains_key(XFP) {
+        req.insert_header(XFP, HeaderValue::from_static(hop.scheme))?;
     }
-    if req.headers.get(XFH).is_none() {
+    if !req.headers.contains_key(XFH) {
         req.insert_header(XFH, hop.host)?;
     }
-    if req.headers.get(XFPORT).is_none() {
-        req.insert_header(XFPORT, hop.port.to_string())?;
+    if !req.headers.contains_key(XFPORT) {
+        let port = match hop.port {
+            80 => HeaderValue::from_static("80"),
+            443 => HeaderValue::from_static("443"),
+            p => HeaderValue::from(p),
+        };
+        req.insert_header(XFPORT, port)?;
     }
     Ok(())
+}
+
+/// The values a proxy in front sent for `name`, joined, with `ours` added.
+fn extended(req: &RequestHeader, name: &HeaderName, ours: &str) -> String {
+    let mut out = String::new();
+    for v in req
+        .headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+    {
+        out.push_str(v);
+        out.push_str(", ");
+    }
+    out.push_str(ours);
+    out
+}
+
+/// A header value from text we built (addresses, hosts already checked).
+fn value(text: String) -> pingora::Result<HeaderValue> {
+    HeaderValue::try_from(text).map_err(|e| {
+        pingora::Error::because(
+            pingora::ErrorType::InvalidHTTPHeader,
+            "forwarding header",
+            e,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -185,7 +216,7 @@ mod tests {
         }
     }
 
-    fn get<'a>(r: &'a RequestHeader, n: &str) -> Option<&'a str> {
+    fn get(r: &RequestHeader, n: impl http::header::AsHeaderName) -> Option<&str> {
         r.headers.get(n).and_then(|v| v.to_str().ok())
     }
 
@@ -213,7 +244,7 @@ mod tests {
             get(&r, FORWARDED),
             Some("for=203.0.113.9;host=\"app.example.com\";proto=http")
         );
-        assert_eq!(r.headers.get_all(XFF).iter().count(), 1);
+        assert_eq!(r.headers.get_all(&XFF).iter().count(), 1);
         for n in ["x_forwarded_for", "x_real_ip", "x_forwarded_host"] {
             assert_eq!(get(&r, n), None, "{n}");
         }
