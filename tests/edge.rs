@@ -558,6 +558,38 @@ async fn cross_site_sign_out_asks_first() {
 
 // ---- item 8: the same decision everywhere ----
 
+/// On https the login-state cookie is a `__Host-` cookie (path `/`, no
+/// `Domain`), even with a shared `cookie_domain`: a sibling subdomain can
+/// then not plant one and sign the victim in as itself (login CSRF).
+#[test]
+fn the_login_state_cookie_is_host_only_on_https() {
+    let rec = Recorder::start();
+    let stack = Stack::with(Options {
+        upstream: Some(rec.addr),
+        public_url: Some("https://app.example.com".into()),
+        extra_toml: "[session]\ncookie_name = \"applegate\"\ncookie_domain = \"example.com\"\n"
+            .into(),
+        ..Options::default()
+    });
+    let r = get(
+        &stack,
+        "GET /oauth2/start?rd=/ HTTP/1.1\r\nHost: app.example.com",
+    );
+    assert_eq!(r.status, 302);
+    let set = r.headers_named("set-cookie");
+    let login: Vec<&&str> = set.iter().filter(|c| c.contains("-login-")).collect();
+    assert_eq!(login.len(), 1, "{set:?}");
+    let c = login[0];
+    assert!(c.starts_with("__Host-applegate-login-"), "{c}");
+    for attr in ["Path=/;", "Secure", "HttpOnly", "SameSite=None"] {
+        assert!(
+            c.contains(attr) || c.ends_with(attr.trim_end_matches(';')),
+            "{c} lacks {attr}"
+        );
+    }
+    assert!(!c.to_ascii_lowercase().contains("domain="), "{c}");
+}
+
 /// `/oauth2/userinfo` applies the policy, like `/oauth2/auth` and routes.
 #[tokio::test]
 async fn userinfo_applies_the_policy() {

@@ -15,14 +15,15 @@ use pingora::http::RequestHeader;
 
 use http::{HeaderName, HeaderValue};
 
-// Built at compile time: inserting by `HeaderName` skips parsing the name
-// on every request.
-const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
-const XFPORT: HeaderName = HeaderName::from_static("x-forwarded-port");
-const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-const REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+// Lower case: pingora's header map parses a name on every insert, and a
+// lower-case name needs no folding (a `HeaderName` would be title-cased
+// into a fresh copy first).
+const XFF: &str = "x-forwarded-for";
+const XFP: &str = "x-forwarded-proto";
+const XFH: &str = "x-forwarded-host";
+const XFPORT: &str = "x-forwarded-port";
+const FORWARDED: &str = "forwarded";
+const REAL_IP: &str = "x-real-ip";
 
 /// The trusted proxies, built once from config.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +54,7 @@ impl TrustedProxies {
         let mut client = peer;
         let values: Vec<&[u8]> = req
             .headers
-            .get_all(&XFF)
+            .get_all(XFF)
             .iter()
             .map(|v| v.as_bytes())
             .collect();
@@ -87,7 +88,6 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
 fn is_forwarding_header(name: &str) -> bool {
     let n = name.as_bytes();
     [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP].iter().any(|h| {
-        let h = h.as_str();
         h.len() == n.len()
             && h.bytes()
                 .zip(n)
@@ -138,8 +138,8 @@ pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
     // the lookups find nothing, as every copy was just removed).
     let (xff, forwarded) = if hop.trusted {
         (
-            extended(req, &XFF, &peer_text),
-            extended(req, &FORWARDED, &element),
+            extended(req, XFF, &peer_text),
+            extended(req, FORWARDED, &element),
         )
     } else {
         (peer_text.clone(), element)
@@ -168,7 +168,7 @@ pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
 }
 
 /// The values a proxy in front sent for `name`, joined, with `ours` added.
-fn extended(req: &RequestHeader, name: &HeaderName, ours: &str) -> String {
+fn extended(req: &RequestHeader, name: &str, ours: &str) -> String {
     let mut out = String::new();
     for v in req
         .headers
@@ -244,7 +244,7 @@ mod tests {
             get(&r, FORWARDED),
             Some("for=203.0.113.9;host=\"app.example.com\";proto=http")
         );
-        assert_eq!(r.headers.get_all(&XFF).iter().count(), 1);
+        assert_eq!(r.headers.get_all(XFF).iter().count(), 1);
         for n in ["x_forwarded_for", "x_real_ip", "x_forwarded_host"] {
             assert_eq!(get(&r, n), None, "{n}");
         }

@@ -101,17 +101,36 @@ fn strip_prefix(name: &str) -> &str {
 }
 
 /// Every `name=value` pair in a request's `Cookie` header values, in
-/// order: the one cookie parser (RFC 6265 §5.4 form).
+/// order: the one cookie parser (RFC 6265 §5.4 form; names and values
+/// trimmed as §5.2 parses them; a pair without `=` is skipped). A plain
+/// loop over the bytes: it runs on every request, over long values.
 pub fn cookie_pairs<'a>(
     headers: impl Iterator<Item = &'a [u8]>,
 ) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
-    headers
-        .flat_map(|h| h.split(|b| *b == b';'))
-        .filter_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()))
-        })
+    headers.flat_map(Pairs)
+}
+
+/// The pairs of one `Cookie` header value.
+struct Pairs<'a>(&'a [u8]);
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.0.is_empty() {
+            let end = memchr(b';', self.0).unwrap_or(self.0.len());
+            let pair = &self.0[..end];
+            self.0 = self.0.get(end + 1..).unwrap_or_default();
+            if let Some(eq) = memchr(b'=', pair) {
+                return Some((pair[..eq].trim_ascii(), pair[eq + 1..].trim_ascii()));
+            }
+        }
+        None
+    }
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|b| *b == needle)
 }
 
 /// The value of cookie `name` in a request's `Cookie` header values.

@@ -76,6 +76,10 @@ pub struct Options {
     pub root_auth: &'static str,
     /// Extra keys for the [server] section.
     pub server_toml: String,
+    /// `server.public_url` instead of `http://localhost:<port>` (an https
+    /// origin, as behind a TLS terminator; the scripted browser then cannot
+    /// follow it, raw requests can).
+    pub public_url: Option<String>,
     /// `[rate_limit] sign_in_per_client`: high by default, since tests sign
     /// in many times a second from one loopback address.
     pub sign_in_per_client: u32,
@@ -96,6 +100,7 @@ impl Default for Options {
             upstream: None,
             root_auth: "required",
             server_toml: String::new(),
+            public_url: None,
             sign_in_per_client: 100_000,
             apple_token_calls: 100_000,
         }
@@ -121,7 +126,10 @@ impl Stack {
     pub fn with(opts: Options) -> Stack {
         let key = SigningKey::random(&mut rand::thread_rng());
         let port = free_port();
-        let url = format!("http://localhost:{port}");
+        let url = opts
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{port}"));
         let demo = demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
         let upstream = opts.upstream.unwrap_or(demo.addr);
         let emulator = Emulator::start_local(
