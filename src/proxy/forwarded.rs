@@ -121,7 +121,7 @@ pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
         .keys()
         .filter(|k| {
             let n = k.as_str();
-            (n.contains('_') || !hop.trusted) && is_forwarding_header(n)
+            is_forwarding_header(n) && (!hop.trusted || n.as_bytes().contains(&b'_'))
         })
         .cloned()
         .collect();

@@ -69,8 +69,10 @@ pub struct Gateway {
     /// the gateway's own work per request, and a browser sends the same
     /// value with every request. Exact-value keys, so only the identical
     /// sealed cookie hits; expiry and revocation are still checked per
-    /// request. Bounded by capacity and an idle time.
-    sessions: moka::sync::Cache<Arc<str>, Arc<Identity>>,
+    /// request. Bounded by capacity and an idle time. Hashed with ahash
+    /// (seeded per process, so keys cannot be chosen to collide): SipHash
+    /// over a 300-byte cookie was a visible share of each request.
+    sessions: moka::sync::Cache<Arc<str>, Arc<Identity>, ahash::RandomState>,
     access_log: bool,
     next_request_id: AtomicU64,
 }
@@ -107,7 +109,7 @@ impl Gateway {
             sessions: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(std::time::Duration::from_secs(3600))
-                .build(),
+                .build_with_hasher(ahash::RandomState::new()),
             access_log: config.log.access,
             next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
         })
