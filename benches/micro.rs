@@ -201,14 +201,17 @@ fn bench_headers(c: &mut Criterion) {
     let base = request();
     let mut g = c.benchmark_group("strip_and_inject_headers");
     // The gateway builds an identity's header values once (cached with
-    // the session) and per request strips the client's copies and inserts.
-    let id = identity::Identity::new(s.clone());
+    // the session) and per request strips the client's copies, then builds
+    // the upstream request with them (no peer: no forwarding headers here).
+    let mut ctx = applegate::proxy::ctx::Ctx::new(0);
+    ctx.identity = Some(std::sync::Arc::new(identity::Identity::new(s.clone())));
+    let trusted = applegate::proxy::forwarded::TrustedProxies::default();
     g.bench_function("applegate", |b| {
         b.iter_batched_ref(
             || base.clone(),
             |req| {
                 identity::strip(req);
-                id.inject(req).unwrap();
+                applegate::proxy::upstream::prepare(req, &ctx, &trusted, |_| false).unwrap();
             },
             criterion::BatchSize::SmallInput,
         )

@@ -8,7 +8,7 @@
 //! `HTTP_X_AUTH_REQUEST_USER`, so an underscore copy would be an identity
 //! spoof.
 
-use http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
 use crate::session::{cookie_pairs, Session};
@@ -27,6 +27,27 @@ pub const NAME: &str = "X-Auth-Request-Name";
 pub const FORWARDED_USER: &str = "X-Forwarded-User";
 /// `X-Forwarded-Email` (oauth2-proxy compatible).
 pub const FORWARDED_EMAIL: &str = "X-Forwarded-Email";
+
+/// Each identity header's name as `http` keys it (lower case), built at
+/// compile time so inserting one per request neither parses nor allocates.
+const KEYS: [(&str, HeaderName); 7] = [
+    (USER, HeaderName::from_static("x-auth-request-user")),
+    (EMAIL, HeaderName::from_static("x-auth-request-email")),
+    (
+        EMAIL_VERIFIED,
+        HeaderName::from_static("x-auth-request-email-verified"),
+    ),
+    (
+        PRIVATE_EMAIL,
+        HeaderName::from_static("x-auth-request-private-email"),
+    ),
+    (NAME, HeaderName::from_static("x-auth-request-name")),
+    (FORWARDED_USER, HeaderName::from_static("x-forwarded-user")),
+    (
+        FORWARDED_EMAIL,
+        HeaderName::from_static("x-forwarded-email"),
+    ),
+];
 
 /// Lower-case, `-`-spelled prefixes and names a client may not send.
 const RESERVED_PREFIXES: &[&[u8]] = &[b"x-auth-request-", b"x-applegate-"];
@@ -120,36 +141,47 @@ pub fn each<E>(
     Ok(())
 }
 
+/// One identity header, built once per identity.
+#[derive(Debug)]
+pub struct Header {
+    /// The name as written to a forward-auth answer (oauth2-proxy's case).
+    pub title: &'static str,
+    /// The name as the upstream request's map keys it.
+    pub key: HeaderName,
+    pub value: HeaderValue,
+}
+
 /// Who makes a request, with the header values to send built once.
 #[derive(Debug)]
 pub struct Identity {
     pub session: Session,
-    headers: Vec<(&'static str, HeaderValue)>,
+    headers: Vec<Header>,
 }
 
 impl Identity {
     /// The identity of `session`.
     pub fn new(session: Session) -> Self {
-        let mut headers = Vec::with_capacity(7);
-        let Ok(()) = each::<std::convert::Infallible>(&session, |n, v| {
-            headers.push((n, v));
+        let mut headers = Vec::with_capacity(KEYS.len());
+        let Ok(()) = each::<std::convert::Infallible>(&session, |title, value| {
+            if let Some((_, key)) = KEYS.into_iter().find(|(t, _)| *t == title) {
+                headers.push(Header { title, key, value });
+            }
             Ok(())
         });
         Identity { session, headers }
     }
 
-    /// The identity headers, names and values.
-    pub fn headers(&self) -> &[(&'static str, HeaderValue)] {
+    /// The identity headers.
+    pub fn headers(&self) -> &[Header] {
         &self.headers
     }
 
-    /// Sets the identity headers on the upstream request (cloning a
-    /// `HeaderValue` only bumps a reference count).
-    pub fn inject(&self, req: &mut RequestHeader) -> pingora::Result<()> {
-        for (name, v) in &self.headers {
-            req.insert_header(*name, v.clone())?;
+    /// Sets the identity headers on the upstream request's map (cloning a
+    /// static name or a `HeaderValue` only bumps a reference count, if that).
+    pub fn inject(&self, headers: &mut HeaderMap) {
+        for h in &self.headers {
+            headers.insert(h.key.clone(), h.value.clone());
         }
-        Ok(())
     }
 }
 
@@ -160,10 +192,10 @@ const NAME_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add
 /// upstream never sees the session. Read with the one cookie parser
 /// ([`cookie_pairs`]), so what counts as ours here is what the gateway
 /// reads as ours.
-pub fn strip_cookies(req: &mut RequestHeader, is_ours: impl Fn(&str) -> bool) {
+pub fn strip_cookies(headers: &mut HeaderMap, is_ours: impl Fn(&str) -> bool) {
     let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(&is_ours);
     let values = || {
-        req.headers
+        headers
             .get_all(http::header::COOKIE)
             .into_iter()
             .map(|v| v.as_bytes())
@@ -175,12 +207,11 @@ pub fn strip_cookies(req: &mut RequestHeader, is_ours: impl Fn(&str) -> bool) {
         .filter(|(n, _)| !ours(n))
         .map(|(n, v)| [n, b"=", v].concat())
         .collect();
-    req.remove_header(&http::header::COOKIE);
+    headers.remove(http::header::COOKIE);
     if !kept.is_empty() {
         let joined = kept.join(&b"; "[..]);
         if let Ok(v) = HeaderValue::from_bytes(&joined) {
-            // Insert cannot fail for a static, valid header name.
-            let _ = req.insert_header(http::header::COOKIE, v);
+            headers.insert(http::header::COOKIE, v);
         }
     }
 }
@@ -228,7 +259,7 @@ mod tests {
 
     #[test]
     fn names_are_encoded_safely() {
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        let mut req = HeaderMap::new();
         let s = Session {
             id: "i".into(),
             sub: "001.abc.1".into(),
@@ -239,29 +270,33 @@ mod tests {
             issued_at: 0,
             expires_at: 1,
         };
-        Identity::new(s).inject(&mut req).unwrap();
-        assert_eq!(req.headers.get(NAME).unwrap(), "Jos%C3%A9%0D%0AX-Evil: 1");
-        assert_eq!(req.headers.get(USER).unwrap(), "001.abc.1");
-        assert_eq!(req.headers.get(EMAIL_VERIFIED).unwrap(), "true");
-        assert_eq!(req.headers.get(PRIVATE_EMAIL).unwrap(), "false");
+        let id = Identity::new(s);
+        assert_eq!(id.headers().len(), 7, "every header has its key");
+        id.inject(&mut req);
+        assert_eq!(req.get(NAME).unwrap(), "Jos%C3%A9%0D%0AX-Evil: 1");
+        assert_eq!(req.get(USER).unwrap(), "001.abc.1");
+        assert_eq!(req.get(FORWARDED_USER).unwrap(), "001.abc.1");
+        assert_eq!(req.get(EMAIL).unwrap(), "a@b.c");
+        assert_eq!(req.get(EMAIL_VERIFIED).unwrap(), "true");
+        assert_eq!(req.get(PRIVATE_EMAIL).unwrap(), "false");
     }
 
     #[test]
     fn own_cookies_are_not_forwarded() {
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        req.append_header("Cookie", "a=1; applegate=secret; b=2")
-            .unwrap();
+        let cookies = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.append(http::header::COOKIE, HeaderValue::from_static(v));
+            h
+        };
+        let mut req = cookies("a=1; applegate=secret; b=2");
         strip_cookies(&mut req, |n| n == "applegate");
-        assert_eq!(req.headers.get("cookie").unwrap(), "a=1; b=2");
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        req.append_header("Cookie", "applegate=secret").unwrap();
+        assert_eq!(req.get("cookie").unwrap(), "a=1; b=2");
+        let mut req = cookies("applegate=secret");
         strip_cookies(&mut req, |n| n == "applegate");
-        assert!(req.headers.get("cookie").is_none());
+        assert!(req.get("cookie").is_none());
         // As the gateway reads cookies: a padded name is the same cookie.
-        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
-        req.append_header("Cookie", "a=1; applegate =secret")
-            .unwrap();
+        let mut req = cookies("a=1; applegate =secret");
         strip_cookies(&mut req, |n| n == "applegate");
-        assert_eq!(req.headers.get("cookie").unwrap(), "a=1");
+        assert_eq!(req.get("cookie").unwrap(), "a=1");
     }
 }

@@ -125,6 +125,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     let gate = crate::edge::Gate::new(
         proxy,
         crate::edge::Limits {
+            keepalive_timeout: config.server.keepalive_timeout,
             head_timeout: config.server.head_timeout,
             max_head_size: config.server.max_head_size,
             max_connections: config.server.max_connections,

@@ -307,26 +307,44 @@ fn too_many_header_fields_get_431() {
     assert!(rec.take().is_empty());
 }
 
-/// An idle keep-alive connection is closed after `keepalive_timeout`.
+/// An idle keep-alive connection is closed after `keepalive_timeout`,
+/// whatever the client asks for in `Keep-Alive` (pingora would take its
+/// `timeout=`, and `0` there means no limit at all).
 #[test]
 fn idle_keep_alive_connections_are_closed() {
     let rec = Recorder::start();
     let stack = stack(&rec, "keepalive_timeout = \"1s\"");
-    let mut s = TcpStream::connect(stack.gateway.addr).unwrap();
-    s.write_all(b"GET /public/x HTTP/1.1\r\nHost: app.example.com\r\n\r\n")
-        .unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut buf = [0u8; 4096];
-    let n = s.read(&mut buf).unwrap();
-    assert!(raw::parse(&buf[..n]).is_some_and(|r| r.status == 200));
-    let idle = Instant::now();
-    let n = s.read(&mut buf).unwrap_or(0);
-    assert_eq!(n, 0, "closed, not answered");
-    let waited = idle.elapsed();
-    assert!(
-        waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
-        "{waited:?}"
-    );
+    for asked in [
+        "",
+        "\r\nKeep-Alive: timeout=0",
+        "\r\nKeep-Alive: timeout=3600",
+    ] {
+        let mut s = TcpStream::connect(stack.gateway.addr).unwrap();
+        // Two requests: the second one's wait is the one after a request.
+        for _ in 0..2 {
+            s.write_all(
+                format!("GET /public/x HTTP/1.1\r\nHost: app.example.com{asked}\r\n\r\n")
+                    .as_bytes(),
+            )
+            .unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap();
+            assert!(
+                raw::parse(&buf[..n]).is_some_and(|r| r.status == 200),
+                "{asked:?}"
+            );
+        }
+        let idle = Instant::now();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap_or(0);
+        assert_eq!(n, 0, "closed, not answered ({asked:?})");
+        let waited = idle.elapsed();
+        assert!(
+            waited >= Duration::from_millis(800) && waited < Duration::from_secs(4),
+            "{asked:?}: {waited:?}"
+        );
+    }
 }
 
 /// Connections over `max_connections` are closed at once; the others work.

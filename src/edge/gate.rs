@@ -29,6 +29,8 @@ pub struct Limits {
     pub head_timeout: Duration,
     pub max_head_size: usize,
     pub max_connections: usize,
+    /// Longest wait for the next request on a kept-alive connection.
+    pub keepalive_timeout: Duration,
 }
 
 /// Refusals at the edge, counted for log lines that say how many.
@@ -100,6 +102,7 @@ impl<A> Gate<A> {
             head: HeadLimits {
                 deadline: limits.head_timeout,
                 max_size: limits.max_head_size,
+                idle: limits.keepalive_timeout,
             },
             refusals: Arc::new(Refusals::default()),
         }

@@ -3,7 +3,8 @@
 //! Armed before each request head is read, the guard starts a deadline (at
 //! accept for a connection's first request, at the first byte for the
 //! next ones; never reset per byte: one header line a second does not hold
-//! a connection) and counts the bytes read, limiting each read to what is
+//! a connection; before that first byte, the keep-alive idle timeout runs
+//! on the same timer) and counts the bytes read, limiting each read to what is
 //! left of the budget. It stands down only when the proxy reports the
 //! request reached it, not at the first blank line it sees: a parser skips
 //! leading blank lines, so a guard that trusted them could be switched off
@@ -53,6 +54,8 @@ enum Phase {
 pub struct HeadLimits {
     pub deadline: Duration,
     pub max_size: usize,
+    /// Keep-alive: the longest wait for a later request's first byte.
+    pub idle: Duration,
 }
 
 /// A client stream guarded while it carries a request head.
@@ -177,7 +180,12 @@ impl AsyncRead for HeadGuard {
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         match this.signal.swap(SIGNAL_NONE, Ordering::Acquire) {
-            SIGNAL_ARM => this.phase = Phase::Waiting,
+            SIGNAL_ARM => {
+                // Keep-alive's idle wait, on the same timer: pingora's own
+                // keep-alive timeout would start a timer for every read.
+                this.timer.as_mut().reset(Instant::now() + this.limits.idle);
+                this.phase = Phase::Waiting;
+            }
             SIGNAL_HEAD_DONE => this.phase = Phase::Idle,
             _ => {}
         }
@@ -186,7 +194,16 @@ impl AsyncRead for HeadGuard {
         }
         let budget = match &this.phase {
             Phase::Idle => return Pin::new(&mut this.inner).poll_read(cx, buf),
-            Phase::Waiting => this.limits.max_size,
+            Phase::Waiting => {
+                if this.timer.as_mut().poll(cx).is_ready() {
+                    // Idle too long: closed without an answer, as no
+                    // request was started.
+                    this.phase = Phase::Idle;
+                    this.replaced = true;
+                    return Poll::Ready(Ok(()));
+                }
+                this.limits.max_size
+            }
             Phase::Reading { bytes, .. } => {
                 if this.timer.as_mut().poll(cx).is_ready() {
                     return this.refuse(cx, 408, "request head took too long");

@@ -454,8 +454,8 @@ async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Respons
         Ok(id) => match gw.policy.check(&id.session) {
             Ok(()) => {
                 let mut resp = Response::empty(202);
-                for (name, v) in id.headers() {
-                    resp.push(name, v.clone());
+                for h in id.headers() {
+                    resp.push(h.title, h.value.clone());
                 }
                 resp
             }

@@ -10,20 +10,16 @@
 
 use std::net::IpAddr;
 
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
-use pingora::http::RequestHeader;
 
-use http::{HeaderName, HeaderValue};
-
-// Lower case: pingora's header map parses a name on every insert, and a
-// lower-case name needs no folding (a `HeaderName` would be title-cased
-// into a fresh copy first).
-const XFF: &str = "x-forwarded-for";
-const XFP: &str = "x-forwarded-proto";
-const XFH: &str = "x-forwarded-host";
-const XFPORT: &str = "x-forwarded-port";
-const FORWARDED: &str = "forwarded";
-const REAL_IP: &str = "x-real-ip";
+// Built at compile time: inserting one neither parses nor allocates.
+const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+const XFP: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const XFH: HeaderName = HeaderName::from_static("x-forwarded-host");
+const XFPORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+const REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// The trusted proxies, built once from config.
 #[derive(Debug, Clone, Default)]
@@ -47,17 +43,12 @@ impl TrustedProxies {
     /// The client's address: the peer, or, when the peer is trusted, the
     /// right-most address in `X-Forwarded-For` that is not itself a trusted
     /// proxy (left of that, anyone could have written anything).
-    pub fn client(&self, peer: IpAddr, req: &RequestHeader) -> IpAddr {
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         if !self.contains(peer) {
             return peer;
         }
         let mut client = peer;
-        let values: Vec<&[u8]> = req
-            .headers
-            .get_all(XFF)
-            .iter()
-            .map(|v| v.as_bytes())
-            .collect();
+        let values: Vec<&[u8]> = headers.get_all(XFF).iter().map(|v| v.as_bytes()).collect();
         for hop in values.iter().rev().flat_map(|v| v.rsplit(|b| *b == b',')) {
             let Some(ip) = std::str::from_utf8(hop)
                 .ok()
@@ -83,16 +74,23 @@ fn canonical_ip(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Whether a header name (lower case, as `http` keeps them) is one of the
+/// Whether a header name (lower case, as `http` keys them) is one of the
 /// forwarding headers in either spelling, `-` or `_`.
 fn is_forwarding_header(name: &str) -> bool {
     let n = name.as_bytes();
-    [XFF, XFP, XFH, XFPORT, FORWARDED, REAL_IP].iter().any(|h| {
-        h.len() == n.len()
-            && h.bytes()
-                .zip(n)
-                .all(|(a, b)| a == if *b == b'_' { b'-' } else { *b })
-    })
+    // Most names are ruled out by their length alone.
+    if !matches!(n.len(), 9 | 15 | 16 | 17) {
+        return false;
+    }
+    [&XFF, &XFP, &XFH, &XFPORT, &FORWARDED, &REAL_IP]
+        .iter()
+        .any(|h| {
+            let h = h.as_str().as_bytes();
+            h.len() == n.len()
+                && h.iter()
+                    .zip(n)
+                    .all(|(a, b)| *a == if *b == b'_' { b'-' } else { *b })
+        })
 }
 
 /// What the gateway knows of the hop from the client.
@@ -103,79 +101,104 @@ pub struct Hop<'a> {
     pub trusted: bool,
     /// `http` or `https`, as the gateway's listener speaks.
     pub scheme: &'static str,
-    /// The canonical host (`name[:port]`).
-    pub host: &'a str,
+    /// The canonical host (`name[:port]`), as the upstream's `Host`.
+    pub host: &'a HeaderValue,
     /// The port the request was addressed to.
     pub port: u16,
 }
 
 /// Sets the forwarding headers on the request to the upstream.
-pub fn apply(req: &mut RequestHeader, hop: &Hop<'_>) -> pingora::Result<()> {
+pub fn apply(headers: &mut HeaderMap, hop: &Hop<'_>) -> pingora::Result<()> {
     let peer = canonical_ip(hop.peer);
     // CGI-style servers (WSGI, PHP, Rack) read `X_Forwarded_For` as
     // `X-Forwarded-For` and merge the two, the client's first: an `_`
     // spelling is never a proxy's and always goes; from an untrusted peer
     // every spelling goes.
-    let spoofed: Vec<HeaderName> = req
-        .headers
-        .keys()
-        .filter(|k| {
-            let n = k.as_str();
-            is_forwarding_header(n) && (!hop.trusted || n.as_bytes().contains(&b'_'))
-        })
-        .cloned()
-        .collect();
-    for name in spoofed {
-        req.remove_header(&name);
-    }
-    let peer_text = peer.to_string();
-    let for_node = match peer {
-        IpAddr::V4(_) => peer_text.clone(),
-        IpAddr::V6(_) => format!("\"[{peer_text}]\""),
+    let spoofed = |k: &HeaderName| {
+        let n = k.as_str();
+        is_forwarding_header(n) && (!hop.trusted || n.as_bytes().contains(&b'_'))
     };
-    let element = format!("for={for_node};host=\"{}\";proto={}", hop.host, hop.scheme);
+    if headers.keys().any(spoofed) {
+        let names: Vec<HeaderName> = headers.keys().filter(|k| spoofed(k)).cloned().collect();
+        for name in names {
+            headers.remove(&name);
+        }
+    }
+    let peer_text = ip_text(peer);
+    let host = hop.host.to_str().unwrap_or_default();
+    let mut element = String::with_capacity(peer_text.len() + host.len() + 32);
+    element.push_str("for=");
+    match peer {
+        IpAddr::V4(_) => element.push_str(&peer_text),
+        IpAddr::V6(_) => {
+            element.push_str("\"[");
+            element.push_str(&peer_text);
+            element.push_str("]\"");
+        }
+    }
+    element.push_str(";host=\"");
+    element.push_str(host);
+    element.push_str("\";proto=");
+    element.push_str(hop.scheme);
     // Kept and extended from a trusted proxy; ours alone otherwise (then
     // the lookups find nothing, as every copy was just removed).
+    let peer_value = value(peer_text.clone())?;
     let (xff, forwarded) = if hop.trusted {
         (
-            extended(req, XFF, &peer_text),
-            extended(req, FORWARDED, &element),
+            value(extended(headers, &XFF, &peer_text))?,
+            value(extended(headers, &FORWARDED, &element))?,
         )
     } else {
-        (peer_text.clone(), element)
+        (peer_value.clone(), value(element)?)
     };
-    let peer_value = value(peer_text)?;
-    req.insert_header(XFF, value(xff)?)?;
-    req.insert_header(FORWARDED, value(forwarded)?)?;
-    if !req.headers.contains_key(REAL_IP) {
-        req.insert_header(REAL_IP, peer_value)?;
+    headers.insert(XFF, xff);
+    headers.insert(FORWARDED, forwarded);
+    if !headers.contains_key(REAL_IP) {
+        headers.insert(REAL_IP, peer_value);
     }
-    if !req.headers.contains_key(XFP) {
-        req.insert_header(XFP, HeaderValue::from_static(hop.scheme))?;
+    if !headers.contains_key(XFP) {
+        headers.insert(XFP, HeaderValue::from_static(hop.scheme));
     }
-    if !req.headers.contains_key(XFH) {
-        req.insert_header(XFH, hop.host)?;
+    if !headers.contains_key(XFH) {
+        headers.insert(XFH, hop.host.clone());
     }
-    if !req.headers.contains_key(XFPORT) {
+    if !headers.contains_key(XFPORT) {
         let port = match hop.port {
             80 => HeaderValue::from_static("80"),
             443 => HeaderValue::from_static("443"),
             p => HeaderValue::from(p),
         };
-        req.insert_header(XFPORT, port)?;
+        headers.insert(XFPORT, port);
     }
     Ok(())
 }
 
+/// An address as text, IPv4 written out by hand: `Display` goes through
+/// the formatting machinery and this runs on every proxied request.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 /// The values a proxy in front sent for `name`, joined, with `ours` added.
-fn extended(req: &RequestHeader, name: &str, ours: &str) -> String {
+fn extended(headers: &HeaderMap, name: &HeaderName, ours: &str) -> String {
     let mut out = String::new();
-    for v in req
-        .headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-    {
+    for v in headers.get_all(name).iter().filter_map(|v| v.to_str().ok()) {
         out.push_str(v);
         out.push_str(", ");
     }
@@ -198,26 +221,31 @@ fn value(text: String) -> pingora::Result<HeaderValue> {
 mod tests {
     use super::*;
 
-    fn req(headers: &[(&str, &str)]) -> RequestHeader {
-        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+    fn req(headers: &[(&str, &str)]) -> HeaderMap {
+        let mut r = HeaderMap::new();
         for (k, v) in headers {
-            r.append_header(k.to_string(), *v).unwrap();
+            r.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         r
     }
+
+    static HOST: HeaderValue = HeaderValue::from_static("app.example.com");
 
     fn hop(peer: &str, trusted: bool) -> Hop<'static> {
         Hop {
             peer: peer.parse().unwrap(),
             trusted,
             scheme: "http",
-            host: "app.example.com",
+            host: &HOST,
             port: 80,
         }
     }
 
-    fn get(r: &RequestHeader, n: impl http::header::AsHeaderName) -> Option<&str> {
-        r.headers.get(n).and_then(|v| v.to_str().ok())
+    fn get(r: &HeaderMap, n: impl http::header::AsHeaderName) -> Option<&str> {
+        r.get(n).and_then(|v| v.to_str().ok())
     }
 
     #[test]
@@ -244,7 +272,7 @@ mod tests {
             get(&r, FORWARDED),
             Some("for=203.0.113.9;host=\"app.example.com\";proto=http")
         );
-        assert_eq!(r.headers.get_all(XFF).iter().count(), 1);
+        assert_eq!(r.get_all(XFF).iter().count(), 1);
         for n in ["x_forwarded_for", "x_real_ip", "x_forwarded_host"] {
             assert_eq!(get(&r, n), None, "{n}");
         }
@@ -257,8 +285,8 @@ mod tests {
             ("X-Forwarded-Proto", "https"),
             ("X-Real-IP", "198.51.100.7"),
         ]);
-        r.append_header("X_Forwarded_For", "6.6.6.6").unwrap();
-        r.append_header("x_real_ip", "6.6.6.6").unwrap();
+        r.append("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        r.append("x_real_ip", HeaderValue::from_static("6.6.6.6"));
         apply(&mut r, &hop("10.0.0.2", true)).unwrap();
         assert_eq!(get(&r, XFF), Some("198.51.100.7, 10.0.0.2"));
         assert_eq!(get(&r, "x_forwarded_for"), None, "never a proxy's spelling");
@@ -280,5 +308,31 @@ mod tests {
         assert_eq!(t.client(untrusted, &r), untrusted);
         let mapped: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
         assert!(t.contains(mapped));
+    }
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "255.255.255.255",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::7",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn ipv6_peers_are_quoted_in_forwarded() {
+        let mut r = req(&[]);
+        apply(&mut r, &hop("2001:db8::7", false)).unwrap();
+        assert_eq!(
+            get(&r, FORWARDED),
+            Some("for=\"[2001:db8::7]\";host=\"app.example.com\";proto=http")
+        );
+        assert_eq!(get(&r, XFF), Some("2001:db8::7"));
     }
 }

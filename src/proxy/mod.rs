@@ -13,6 +13,7 @@ pub mod rate_limit;
 pub mod respond;
 pub mod route;
 pub mod target;
+pub mod upstream;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,8 +61,6 @@ pub struct Gateway {
     pub limits: rate_limit::SignInLimits,
     /// The names of the gateway's cookies, in every form.
     own_cookies: OwnCookies,
-    /// Idle time between keep-alive requests, in seconds.
-    keepalive_secs: u64,
     /// Most header fields in one request.
     max_headers: usize,
     /// Session cookie value ▶ its opened identity. Why: opening a cookie
@@ -104,7 +103,6 @@ impl Gateway {
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
             limits: rate_limit::SignInLimits::new(&config.rate_limit),
             own_cookies: OwnCookies::new(&config.session.cookie_name),
-            keepalive_secs: config.server.keepalive_timeout.as_secs().max(1),
             max_headers: config.server.max_headers,
             sessions: moka::sync::Cache::builder()
                 .max_capacity(100_000)
@@ -268,7 +266,9 @@ impl Gateway {
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip())?;
-        let client = self.trusted_proxies.client(peer, down.req_header());
+        let client = self
+            .trusted_proxies
+            .client(peer, &down.req_header().headers);
         if self.limits.admit_sign_in(client) {
             return None;
         }
@@ -357,14 +357,9 @@ impl ProxyHttp for Gateway {
         if let Some(guard) = down.stream().and_then(crate::edge::HeadGuard::of) {
             guard.reached_proxy();
         }
-        // Bounds the wait for the next request on this connection; pingora
-        // would otherwise wait without limit after the first. Only where
-        // keep-alive is on: pingora turns it off for requests that must
-        // close (HTTP/1.0 without keep-alive, Transfer-Encoding with
-        // Content-Length: RFC 9112 §6.1), and that must stay so.
-        if down.get_keepalive().is_some() {
-            down.set_keepalive(Some(self.keepalive_secs));
-        }
+        // The wait for the next request on this connection is bounded by
+        // the head guard (`server.keepalive_timeout`), not here: pingora's
+        // keep-alive timeout would start a timer for every read.
         // Pipelined requests are answered in order rather than dropped.
         down.set_pipelining_enabled(true);
         if down.req_header().headers.len() > self.max_headers {
@@ -420,41 +415,18 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(route.peer.clone()))
     }
 
-    /// In this phase the gateway removes its own cookies and sets the
-    /// identity headers on the request to the upstream.
+    /// In this phase the gateway builds the request the upstream gets:
+    /// canonical target and host, forwarding headers, its own cookies
+    /// removed, identity headers set ([`upstream`]).
     async fn upstream_request_filter(
         &self,
         _down: &mut Downstream,
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
-        ctx.rewrite.apply(req)?;
-        if let Some(peer) = ctx.peer {
-            let host = req
-                .headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            let port = host
-                .rsplit_once(':')
-                .filter(|(_, p)| !p.contains(']'))
-                .and_then(|(_, p)| p.parse().ok())
-                .unwrap_or(80);
-            let hop = forwarded::Hop {
-                peer,
-                trusted: self.trusted_proxies.contains(peer),
-                scheme: "http",
-                host: &host,
-                port,
-            };
-            forwarded::apply(req, &hop)?;
-        }
-        identity::strip_cookies(req, |n| self.own_cookies.is_ours(n));
-        if let Some(id) = &ctx.identity {
-            id.inject(req)?;
-        }
-        Ok(())
+        upstream::prepare(req, ctx, &self.trusted_proxies, |n| {
+            self.own_cookies.is_ours(n)
+        })
     }
 
     /// In this phase the gateway removes any `Set-Cookie` by which the

@@ -73,20 +73,21 @@ pub struct Rewrite {
 
 impl Rewrite {
     /// Applies the changes to the request sent upstream.
-    pub fn apply(&self, req: &mut RequestHeader) -> pingora::Result<()> {
+    pub fn apply(&self, req: &mut http::request::Parts) -> pingora::Result<()> {
+        let invalid = |what: &'static str| {
+            move |e: http::Error| {
+                pingora::Error::because(pingora::ErrorType::InvalidHTTPHeader, what, e)
+            }
+        };
         if let Some(t) = &self.target {
             // Built from a checked path and the query pingora already parsed.
-            let uri = http::Uri::try_from(t.as_str()).map_err(|e| {
-                pingora::Error::because(
-                    pingora::ErrorType::InvalidHTTPHeader,
-                    "canonical target",
-                    e,
-                )
-            })?;
-            req.set_uri(uri);
+            req.uri = http::Uri::try_from(t.as_str())
+                .map_err(|e| invalid("canonical target")(e.into()))?;
         }
         if let Some(h) = &self.host {
-            req.insert_header(http::header::HOST, h.as_str())?;
+            let value = http::HeaderValue::try_from(h.as_str())
+                .map_err(|e| invalid("canonical host")(e.into()))?;
+            req.headers.insert(http::header::HOST, value);
         }
         Ok(())
     }
