@@ -11,7 +11,7 @@ use crate::secret::Secret;
 
 use super::duration::DurationText;
 use super::secrets::{self, Wanted};
-use super::validate::Validator;
+use super::validate::{http_url, Validator};
 
 /// Environment variable holding the Apple private key (PEM text).
 pub const ENV_APPLE_PRIVATE_KEY: &str = "APPLEGATE_APPLE_PRIVATE_KEY";
@@ -181,18 +181,12 @@ fn apple_id(v: &mut Validator<'_>, value: Option<String>, key: &str, what: &str)
 
 /// Apple's base URL: the emulator's in development, Apple's otherwise.
 fn base_url(v: &mut Validator<'_>, u: &str) -> Option<String> {
-    match url::Url::parse(u) {
-        Ok(p)
-            if matches!(p.scheme(), "http" | "https")
-                && p.host_str().is_some()
-                && p.query().is_none() => {}
-        _ => {
-            v.problem(
-                "apple.base_url",
-                format!("expected a URL such as \"https://appleid.apple.com\", found {u:?}"),
-            );
-            return None;
-        }
+    if http_url(u).is_none_or(|p| p.query().is_some()) {
+        v.problem(
+            "apple.base_url",
+            format!("expected a URL such as \"https://appleid.apple.com\", found {u:?}"),
+        );
+        return None;
     }
     let base = u.trim_end_matches('/').to_string();
     if base != APPLE_BASE_URL {

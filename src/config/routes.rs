@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::duration::DurationText;
 use super::server::EncodedSlashes;
-use super::validate::Validator;
+use super::validate::{http_url, Validator};
 
 /// How a route authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -185,15 +185,12 @@ fn route(
 }
 
 fn upstream(v: &mut Validator<'_>, text: &str, key: &str) -> Option<Upstream> {
-    let url = match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            v.problem(
+    let Some(url) = http_url(text) else {
+        v.problem(
                 key,
-                format!("expected an http:// or https:// URL such as \"http://127.0.0.1:3000\", found {text:?}"),
-            );
-            return None;
-        }
+            format!("expected an http:// or https:// URL such as \"http://127.0.0.1:3000\", found {text:?}"),
+        );
+        return None;
     };
     if url.path() != "/" || url.query().is_some() {
         v.problem(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::duration::DurationText;
-use super::validate::Validator;
+use super::validate::{http_url, Validator};
 
 /// Default per-connection read buffer (`server.read_buffer`).
 pub const DEFAULT_READ_BUFFER: usize = 4096;
@@ -210,15 +210,14 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
 
 fn public_url(v: &mut Validator<'_>, text: &str) -> Option<PublicUrl> {
     let key = "server.public_url";
-    let url = match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
-        _ => {
-            v.problem(
-                key,
-                format!("expected an http(s) origin such as \"https://app.example.com\", found {text:?}"),
-            );
-            return None;
-        }
+    let Some(url) = http_url(text) else {
+        v.problem(
+            key,
+            format!(
+                "expected an http(s) origin such as \"https://app.example.com\", found {text:?}"
+            ),
+        );
+        return None;
     };
     if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         v.problem(

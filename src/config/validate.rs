@@ -103,6 +103,14 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     }
 }
 
+/// `text` as an http or https URL with a host (an origin, an upstream,
+/// Apple's base URL), or `None`.
+pub(super) fn http_url(text: &str) -> Option<url::Url> {
+    url::Url::parse(text)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
 /// What every section's checks share: the list of problems and warnings,
 /// and where relative paths and secrets come from.
 pub(super) struct Validator<'a> {
