@@ -5,7 +5,7 @@
 //! they are written). This module runs serde over one parsed table with its
 //! own deserializer, because `toml`'s error type carries the key and the
 //! expected names only inside its message text. Here an error is a
-//! [`FileError`]: the key path as segments and what went wrong as an enum,
+//! [`ReadError`]: the key path as segments and what went wrong as an enum,
 //! so [`super::validate`] builds its messages from data, never by taking a
 //! message apart.
 
@@ -14,7 +14,7 @@ use std::fmt;
 
 /// Where in a section serde stopped, and why.
 #[derive(Debug)]
-pub struct FileError {
+pub struct ReadError {
     /// From the section's own key inwards, e.g. `trusted_proxies`, `[0]`.
     pub path: Vec<Segment>,
     pub kind: Kind,
@@ -41,7 +41,7 @@ pub enum Kind {
     Invalid(String),
 }
 
-impl FileError {
+impl ReadError {
     /// The section-level key to set aside before reading the rest again.
     pub fn key(&self) -> Option<&str> {
         match self.path.first() {
@@ -92,17 +92,18 @@ fn quoted_choices(choices: &[&str]) -> String {
     }
 }
 
-impl fmt::Display for FileError {
+impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path_text(), self.message())
+        let path = self.path_text();
+        write!(f, "{}: {}", path.trim_start_matches('.'), self.message())
     }
 }
 
-impl std::error::Error for FileError {}
+impl std::error::Error for ReadError {}
 
-impl de::Error for FileError {
+impl de::Error for ReadError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
-        FileError {
+        ReadError {
             path: Vec::new(),
             kind: Kind::Invalid(msg.to_string()),
         }
@@ -110,14 +111,14 @@ impl de::Error for FileError {
 
     fn unknown_field(_field: &str, expected: &'static [&'static str]) -> Self {
         // The field itself becomes the path, added by the map it is in.
-        FileError {
+        ReadError {
             path: Vec::new(),
             kind: Kind::UnknownKey { expected },
         }
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        FileError {
+        ReadError {
             path: Vec::new(),
             kind: Kind::UnknownChoice {
                 found: variant.to_string(),
@@ -128,17 +129,17 @@ impl de::Error for FileError {
 }
 
 /// Reads one table into `T`.
-pub fn read<T: DeserializeOwned>(table: toml::Table) -> Result<T, FileError> {
+pub fn read<T: DeserializeOwned>(table: toml::Table) -> Result<T, ReadError> {
     T::deserialize(ValueReader(toml::Value::Table(table)))
 }
 
-/// A serde deserializer over a parsed TOML value, raising [`FileError`].
+/// A serde deserializer over a parsed TOML value, raising [`ReadError`].
 struct ValueReader(toml::Value);
 
 impl<'de> Deserializer<'de> for ValueReader {
-    type Error = FileError;
+    type Error = ReadError;
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FileError> {
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
         match self.0 {
             toml::Value::String(s) => visitor.visit_string(s),
             toml::Value::Integer(i) => visitor.visit_i64(i),
@@ -158,7 +159,7 @@ impl<'de> Deserializer<'de> for ValueReader {
     }
 
     /// TOML has no null: a key that is there is `Some`.
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, FileError> {
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ReadError> {
         visitor.visit_some(self)
     }
 
@@ -168,7 +169,7 @@ impl<'de> Deserializer<'de> for ValueReader {
         _name: &'static str,
         _variants: &'static [&'static str],
         visitor: V,
-    ) -> Result<V::Value, FileError> {
+    ) -> Result<V::Value, ReadError> {
         match self.0 {
             toml::Value::String(s) => visitor.visit_enum(s.into_deserializer()),
             other => ValueReader(other).deserialize_any(visitor),
@@ -186,12 +187,12 @@ impl<'de> Deserializer<'de> for ValueReader {
 struct Items(std::iter::Enumerate<std::vec::IntoIter<toml::Value>>);
 
 impl<'de> de::SeqAccess<'de> for Items {
-    type Error = FileError;
+    type Error = ReadError;
 
     fn next_element_seed<S: de::DeserializeSeed<'de>>(
         &mut self,
         seed: S,
-    ) -> Result<Option<S::Value>, FileError> {
+    ) -> Result<Option<S::Value>, ReadError> {
         let Some((i, item)) = self.0.next() else {
             return Ok(None);
         };
@@ -209,17 +210,18 @@ struct Entries {
 }
 
 impl<'de> de::MapAccess<'de> for Entries {
-    type Error = FileError;
+    type Error = ReadError;
 
     fn next_key_seed<S: de::DeserializeSeed<'de>>(
         &mut self,
         seed: S,
-    ) -> Result<Option<S::Value>, FileError> {
+    ) -> Result<Option<S::Value>, ReadError> {
         let Some((key, value)) = self.entries.next() else {
             return Ok(None);
         };
-        let read = seed.deserialize(key.as_str().into_deserializer());
-        let read = read.map_err(|e: FileError| e.within(Segment::Key(key.clone())))?;
+        let read = seed
+            .deserialize(key.as_str().into_deserializer())
+            .map_err(|e: ReadError| e.within(Segment::Key(key.clone())))?;
         self.pending = Some((key, value));
         Ok(Some(read))
     }
@@ -227,7 +229,7 @@ impl<'de> de::MapAccess<'de> for Entries {
     fn next_value_seed<S: de::DeserializeSeed<'de>>(
         &mut self,
         seed: S,
-    ) -> Result<S::Value, FileError> {
+    ) -> Result<S::Value, ReadError> {
         let (key, value) = self
             .pending
             .take()

@@ -43,7 +43,8 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The top-level tables, for the unknown-section message.
+/// The top-level tables, for the unknown-section message; each is read by
+/// its own module in [`validate`].
 const SECTIONS: &[&str] = &[
     "server",
     "apple",
@@ -222,7 +223,11 @@ mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<String> {
-        validate(text, Path::new("."), &|_| None)
+        problems_with_env(text, &|_| None)
+    }
+
+    fn problems_with_env(text: &str, env: EnvLookup<'_>) -> Vec<String> {
+        validate(text, Path::new("."), env)
             .err()
             .unwrap_or_default()
             .iter()
@@ -254,6 +259,37 @@ mod tests {
         let found = problems("[session]\nsame_site = \"none\"\n");
         assert!(
             found.contains(&"session.same_site: expected \"lax\" or \"strict\", found \"none\" (the sign-in round trip has its own SameSite=None cookie)".to_string()),
+            "{found:#?}"
+        );
+    }
+
+    /// Both secrets go through one loader: the file or the variable, never
+    /// both, and messages name where a secret came from, not what it is.
+    #[test]
+    fn secrets_come_from_a_file_or_the_environment() {
+        let env = |name: &str| match name {
+            crate::config::ENV_SESSION_SECRET => Some("s3cr3t-in-env".to_string()),
+            crate::config::ENV_APPLE_PRIVATE_KEY => Some("not-a-pem-key".to_string()),
+            _ => None,
+        };
+        let found = problems_with_env("[session]\nsecret_file = \"session.key\"\n", &env);
+        for expected in [
+            "session.secret_file: set both here and in APPLEGATE_SESSION_SECRET; keep one so it is clear which secret is used",
+            "apple.private_key_file: APPLEGATE_APPLE_PRIVATE_KEY is not a P-256 private key in PKCS#8 PEM",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "missing {expected:?} in {found:#?}"
+            );
+        }
+        assert!(!found
+            .iter()
+            .any(|p| p.contains("s3cr3t") || p.contains("not-a-pem")));
+        let found = problems("");
+        assert!(
+            found.iter().any(|p| p.starts_with(
+                "session.secret_file: missing; expected a file holding a random secret"
+            )),
             "{found:#?}"
         );
     }
