@@ -1,0 +1,232 @@
+//! `[[routes]]`: which requests go to which upstream, and how each route
+//! authenticates.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration::DurationText;
+use super::server::EncodedSlashes;
+use super::validate::{http_url, Validator};
+
+/// How a route authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A session is required; browsers are sent to sign in, APIs get 401.
+    Required,
+    /// No authentication; identity headers are still stripped.
+    Public,
+    /// An API: `Authorization: Bearer <Apple id_token>` (from a native app
+    /// or the web) or a session cookie; never a redirect, 401 otherwise.
+    Bearer,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Lowercase host without port or trailing dot; `None` matches any host.
+    pub host: Option<String>,
+    /// The port the route's host names, if any; else any port matches.
+    pub port: Option<u16>,
+    pub path: String,
+    pub encoded_slashes: EncodedSlashes,
+    pub upstream: Upstream,
+    pub auth: AuthMode,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+/// A resolved upstream.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// As written, for messages.
+    pub url: String,
+    pub addr: SocketAddr,
+    pub tls: bool,
+    /// SNI and certificate name for https upstreams.
+    pub sni: String,
+}
+
+/// One `[[routes]]` entry as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteSection {
+    host: Option<String>,
+    path: Option<String>,
+    upstream: Option<String>,
+    auth: Option<AuthMode>,
+    connect_timeout: Option<DurationText>,
+    read_timeout: Option<DurationText>,
+    /// Overrides `server.encoded_slashes` for this route.
+    encoded_slashes: Option<EncodedSlashes>,
+}
+
+/// Reads and checks every `[[routes]]` entry; `slashes` is the server's
+/// default for routes that do not say.
+pub(super) fn read(
+    v: &mut Validator<'_>,
+    top: &toml::Table,
+    slashes: EncodedSlashes,
+) -> Vec<Route> {
+    let items = match top.get("routes") {
+        None => {
+            v.problem(
+                "routes",
+                "missing; add at least one [[routes]] with path and upstream",
+            );
+            return Vec::new();
+        }
+        Some(toml::Value::Array(items)) => items,
+        Some(other) => {
+            v.problem(
+                "routes",
+                format!("expected [[routes]] tables, found {}", other.type_str()),
+            );
+            return Vec::new();
+        }
+    };
+    if items.is_empty() {
+        v.problem("routes", "empty; add at least one [[routes]]");
+    }
+    let mut routes = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        let toml::Value::Table(t) = item else {
+            v.problem(&key, "expected a table");
+            continue;
+        };
+        let r: RouteSection = v.table(t.clone(), &key);
+        if let Some(route) = route(v, r, &key, slashes) {
+            routes.push(route);
+        }
+    }
+    let mut seen = HashSet::new();
+    for (i, r) in routes.iter().enumerate() {
+        if !seen.insert((r.host.clone(), r.port, r.path.clone())) {
+            v.problem(
+                format!("routes[{i}]"),
+                format!(
+                    "duplicate route for host {}{} and path {:?}",
+                    r.host.as_deref().unwrap_or("*"),
+                    r.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                    r.path
+                ),
+            );
+        }
+    }
+    routes
+}
+
+fn route(
+    v: &mut Validator<'_>,
+    r: RouteSection,
+    key: &str,
+    slashes: EncodedSlashes,
+) -> Option<Route> {
+    let problems_before = v.problem_count();
+    let path = r.path.unwrap_or_else(|| "/".to_string());
+    // Prefixes are compared with canonical request paths, so they must be
+    // canonical themselves, and made of characters that no reading of a
+    // path decodes differently (letters, digits, `-._~` and `/`).
+    let plain = path
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~'));
+    let canonical =
+        crate::canonical::path::canonicalize(&path).is_ok_and(|c| c.path == path.as_str());
+    if !path.starts_with('/') || !plain || !canonical {
+        v.problem(
+            format!("{key}.path"),
+            format!("expected a plain path prefix starting with \"/\" (letters, digits, -._~ and single slashes, no dot segments), found {path:?}"),
+        );
+    }
+    if path.starts_with("/oauth2/") || path == "/oauth2" {
+        v.problem(
+            format!("{key}.path"),
+            "/oauth2/ is where the gateway's own endpoints live; choose another path",
+        );
+    }
+    let (host, port) = match r.host.as_deref() {
+        None => (None, None),
+        Some(h) => match crate::canonical::host::parse(h.as_bytes()) {
+            Ok(c) => (Some(c.name.into_owned()), c.port),
+            Err(_) => {
+                v.problem(
+                    format!("{key}.host"),
+                    format!("expected a host name, optionally with a port (\"app.example.com\", \"app.example.com:8443\"), without scheme or path, found {h:?}"),
+                );
+                (None, None)
+            }
+        },
+    };
+    let Some(url) = r.upstream else {
+        v.problem(
+            format!("{key}.upstream"),
+            "missing; expected the app's URL, e.g. \"http://127.0.0.1:3000\"",
+        );
+        return None;
+    };
+    let upstream = upstream(v, &url, &format!("{key}.upstream"))?;
+    if v.problem_count() > problems_before {
+        return None;
+    }
+    Some(Route {
+        host,
+        port,
+        path,
+        encoded_slashes: r.encoded_slashes.unwrap_or(slashes),
+        upstream,
+        auth: r.auth.unwrap_or(AuthMode::Required),
+        connect_timeout: DurationText::or(r.connect_timeout, Duration::from_secs(5)),
+        read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
+    })
+}
+
+fn upstream(v: &mut Validator<'_>, text: &str, key: &str) -> Option<Upstream> {
+    let Some(url) = http_url(text) else {
+        v.problem(
+                key,
+            format!("expected an http:// or https:// URL such as \"http://127.0.0.1:3000\", found {text:?}"),
+        );
+        return None;
+    };
+    if url.path() != "/" || url.query().is_some() {
+        v.problem(
+            key,
+            format!("expected scheme, host and port only (requests keep their own path), found {text:?}"),
+        );
+        return None;
+    }
+    let tls = url.scheme() == "https";
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    // Resolved once here: pingora's HttpPeer::new does a blocking lookup
+    // and panics on failure, so peers are built from addresses at start.
+    match (host.as_str(), port)
+        .to_socket_addrs()
+        .map(|mut a| a.next())
+    {
+        Ok(Some(addr)) => Some(Upstream {
+            url: text.to_string(),
+            addr,
+            tls,
+            sni: host,
+        }),
+        Ok(None) => {
+            v.problem(key, format!("{host:?} resolves to no address"));
+            None
+        }
+        Err(e) => {
+            v.problem(key, format!("cannot resolve {host:?}: {e}"));
+            None
+        }
+    }
+}

@@ -1,0 +1,208 @@
+//! `[session]`: the session cookie and the secrets that seal it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::Secret;
+
+use super::duration::DurationText;
+use super::secrets::{self, Wanted};
+use super::server::PublicUrl;
+use super::validate::Validator;
+
+/// Environment variable holding the session secret(s).
+pub const ENV_SESSION_SECRET: &str = "APPLEGATE_SESSION_SECRET";
+
+/// `[session]`
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Cookie keys derived from the configured secrets; the first seals, all open.
+    pub keys: Secret<Vec<cookie::Key>>,
+    pub cookie_name: String,
+    pub cookie_domain: Option<String>,
+    pub lifetime: Duration,
+    pub login_timeout: Duration,
+    pub same_site: SameSite,
+    /// Whether cookies carry `Secure` (the public URL is https).
+    pub secure: bool,
+}
+
+/// `SameSite` of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    Lax,
+    Strict,
+}
+
+/// `[session]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionSection {
+    secret_file: Option<String>,
+    cookie_name: Option<String>,
+    cookie_domain: Option<String>,
+    lifetime: Option<DurationText>,
+    login_timeout: Option<DurationText>,
+    same_site: Option<SameSite>,
+}
+
+/// Reads and checks `[session]`; `None` if it cannot be used. Whether the
+/// cookie is `Secure` and which domains fit depend on the public URL.
+pub(super) fn read(
+    v: &mut Validator<'_>,
+    top: &toml::Table,
+    public_url: Option<&PublicUrl>,
+) -> Option<Session> {
+    let s: SessionSection = v.section(top, "session");
+    // Asked for when a sign-in seems to lose its cookie; None is not offered
+    // because it is not needed for that.
+    v.hint(
+        "session.same_site",
+        "the sign-in round trip has its own SameSite=None cookie",
+    );
+    let secure = public_url.is_some_and(|u| u.https);
+    let keys = keys(v, s.secret_file);
+    let cookie_domain = s
+        .cookie_domain
+        .map(|d| d.trim_start_matches('.').to_ascii_lowercase());
+    let cookie_name = s.cookie_name.unwrap_or_else(|| {
+        match (secure, &cookie_domain) {
+            (true, None) => "__Host-applegate",
+            (true, Some(_)) => "__Secure-applegate",
+            (false, _) => "applegate",
+        }
+        .to_string()
+    });
+    let key = "session.cookie_name";
+    if cookie_name.is_empty() || !cookie_name.bytes().all(is_cookie_name_byte) {
+        v.problem(
+            key,
+            format!("expected letters, digits and !#$%&'*+-.^_`|~ only, found {cookie_name:?}"),
+        );
+    } else if cookie_name.starts_with("__Host-") && (!secure || cookie_domain.is_some()) {
+        v.problem(
+            key,
+            "a __Host- cookie needs an https public_url and no cookie_domain (browsers drop it otherwise)",
+        );
+    } else if cookie_name.starts_with("__Secure-") && !secure {
+        v.problem(
+            key,
+            "a __Secure- cookie needs an https public_url (browsers drop it otherwise)",
+        );
+    }
+    if let (Some(d), Some(u)) = (&cookie_domain, public_url) {
+        if u.host != *d && !u.host.ends_with(&format!(".{d}")) {
+            v.problem(
+                "session.cookie_domain",
+                format!("{d:?} does not contain the public_url host {:?}, so browsers would refuse the cookie", u.host),
+            );
+        }
+    }
+    let lifetime = DurationText::or(s.lifetime, Duration::from_secs(7 * 86_400));
+    if lifetime < Duration::from_secs(60) {
+        v.problem("session.lifetime", "expected at least \"1m\"");
+    }
+    let login_timeout = DurationText::or(s.login_timeout, Duration::from_secs(600));
+    if login_timeout < Duration::from_secs(60) || login_timeout > Duration::from_secs(600) {
+        v.problem(
+            "session.login_timeout",
+            "expected between \"1m\" and \"10m\" (how long a sign-in round trip through Apple may take)",
+        );
+    }
+    Some(Session {
+        keys: keys?,
+        cookie_name,
+        cookie_domain,
+        lifetime,
+        login_timeout,
+        same_site: s.same_site.unwrap_or(SameSite::Lax),
+        secure,
+    })
+}
+
+/// The cookie keys, one per configured secret.
+fn keys(v: &mut Validator<'_>, file: Option<String>) -> Option<Secret<Vec<cookie::Key>>> {
+    let wanted = Wanted {
+        key: "session.secret_file",
+        env: ENV_SESSION_SECRET,
+        noun: "secret",
+        missing: &format!("missing; expected a file holding a random secret (make one with `openssl rand -base64 48`), or the secret in {ENV_SESSION_SECRET}"),
+    };
+    let loaded = secrets::load(v, &wanted, file)?;
+    let secrets: Vec<&str> = loaded
+        .text
+        .expose()
+        .lines()
+        .flat_map(|l| l.split([',', ' ', '\t']))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    if secrets.is_empty() {
+        v.problem(
+            wanted.key,
+            "no secret found; expected one secret per line (the first seals, all open)",
+        );
+        return None;
+    }
+    let mut keys = Vec::new();
+    for (i, s) in secrets.iter().enumerate() {
+        if !has_enough_entropy(s) {
+            v.problem(
+                wanted.key,
+                format!("secret #{} looks weaker than 32 random bytes; make one with `openssl rand -base64 48`", i + 1),
+            );
+            continue;
+        }
+        // derive_from needs at least 32 bytes, which has_enough_entropy ensures.
+        keys.push(cookie::Key::derive_from(s.as_bytes()));
+    }
+    (keys.len() == secrets.len()).then(|| Secret::new(keys))
+}
+
+/// RFC 6265 cookie-name characters (an HTTP token).
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A rough estimate of whether `s` carries 256 bits: its length times the
+/// bits per character of the smallest alphabet it fits (hex, base64, any
+/// printable), and no fewer than ten distinct characters.
+fn has_enough_entropy(s: &str) -> bool {
+    let bits_per_char = if s.bytes().all(|b| b.is_ascii_digit()) {
+        3.32
+    } else if s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        4.0
+    } else if s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=-_".contains(&b))
+    {
+        6.0
+    } else {
+        6.5
+    };
+    let distinct: std::collections::HashSet<u8> = s.bytes().collect();
+    s.len() >= 32 && distinct.len() >= 10 && s.len() as f64 * bits_per_char >= 256.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_estimate_accepts_generated_secrets_only() {
+        // `openssl rand -base64 48` and `-hex 32` style secrets pass.
+        assert!(has_enough_entropy(
+            "q3J0bXk2c0FkZ2VGcGxhbnRzK2FyZS9nb29kLWZvci15b3U9PQ"
+        ));
+        assert!(has_enough_entropy(
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        ));
+        assert!(!has_enough_entropy("correct horse battery staple"));
+        assert!(!has_enough_entropy(&"ab".repeat(40)));
+        assert!(!has_enough_entropy(
+            "0123456789012345678901234567890123456789"
+        ));
+    }
+}
