@@ -3,7 +3,8 @@
 use sha2::{Digest, Sha256};
 
 use super::{Grant, Shared, User};
-use crate::httpd::{escape, Reply, Request};
+use crate::html::escape;
+use crate::httpd::{Reply, Request};
 use crate::session::random_token;
 
 /// A checked authorization request.
@@ -207,7 +208,11 @@ pub fn decide(s: &Shared, req: &Request) -> Reply {
         post.push(("user", serde_json::Value::Object(u).to_string()));
     }
     if r.id_token_in_response {
-        post.push(("id_token", super::token::id_token(s, &state, &grant, None)));
+        let beside = super::token::Beside::Code(&code);
+        post.push((
+            "id_token",
+            super::token::id_token(s, &state, &grant, beside),
+        ));
     }
     post.push(("code", code.clone()));
     state.issued.push(code.clone());
