@@ -213,17 +213,14 @@ impl Builder {
             .public_url
             .unwrap_or_else(|| format!("http://localhost:{port}"));
         let key = SigningKey::random(&mut rand::thread_rng());
-        let demo = match self.upstream {
-            Upstream::Demo => Some(
-                crate::demo::start(bind(self.demo_port)?)
-                    .map_err(|e| Error::Bind(self.demo_port, e))?,
-            ),
-            Upstream::At(_) => None,
-        };
-        let upstream = match (self.upstream, &demo) {
-            (Upstream::At(addr), _) => addr,
-            (Upstream::Demo, Some(d)) => d.addr,
-            (Upstream::Demo, None) => unreachable!("the demo app was started above"),
+        let (demo, upstream) = match self.upstream {
+            Upstream::Demo => {
+                let demo = crate::demo::start(bind(self.demo_port)?)
+                    .map_err(|e| Error::Bind(self.demo_port, e))?;
+                let addr = demo.addr;
+                (Some(demo), addr)
+            }
+            Upstream::At(addr) => (None, addr),
         };
         let emulator = Emulator::start_local(
             bind(self.emulator_port)?,
