@@ -17,8 +17,9 @@ use applegate::apple::id_token::{self, Expectations};
 use applegate::apple::{BearerCache, ClientSecret, Jwks};
 use applegate::canonical;
 use applegate::clock::ManualClock;
-use applegate::config::{self, AuthMode, Config, Upstream};
+use applegate::config::{self, AuthMode, Upstream};
 use applegate::identity;
+use applegate::kit;
 use applegate::proxy::route::{path_matches, Routes};
 use applegate::proxy::Gateway;
 use applegate::secret::Secret;
@@ -41,17 +42,17 @@ fn ready<F: Future>(f: F) -> F::Output {
 /// A gateway for a fixed config, its clock inside the test session's life.
 fn gateway() -> Gateway {
     let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
-    let pem = p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, p256::pkcs8::LineEnding::LF)
-        .unwrap()
-        .to_string();
-    let toml = "[server]\npublic_url = \"https://app.example.com\"\n[apple]\nteam_id = \"TEAM123456\"\n\
-                services_id = \"com.example.web\"\nkey_id = \"KEY1234567\"\n[[routes]]\nupstream = \"http://127.0.0.1:3000\"\n";
-    let env = move |n: &str| match n {
-        config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
-        config::ENV_SESSION_SECRET => Some(SECRET.into()),
-        _ => None,
+    let ids = kit::Ids::TEST;
+    let toml = format!(
+        "[server]\npublic_url = \"https://app.example.com\"\n[apple]\nteam_id = \"{}\"\n\
+         services_id = \"{}\"\nkey_id = \"{}\"\n[[routes]]\nupstream = \"http://127.0.0.1:3000\"\n",
+        ids.team_id, ids.services_id, ids.key_id
+    );
+    let secrets = kit::Secrets {
+        apple_key: key,
+        session: SECRET.into(),
     };
-    let cfg = Config::from_toml(toml, Path::new("."), &env).unwrap();
+    let cfg = kit::config(&toml, &secrets).unwrap();
     Gateway::new(
         &cfg,
         ManualClock::at(1_700_000_100),
@@ -417,10 +418,11 @@ fn bench_tokens(c: &mut Criterion) {
 
 fn bench_client_secret(c: &mut Criterion) {
     let clock = ManualClock::at(1_700_000_000);
+    let ids = kit::Ids::TEST;
     let cs = ClientSecret::new(
-        "TEAM123456",
-        "com.example.web",
-        "KEY1234567",
+        ids.team_id,
+        ids.services_id,
+        ids.key_id,
         Secret::new(p256::ecdsa::SigningKey::random(&mut rand::thread_rng())),
         "https://appleid.apple.com",
         Duration::from_secs(86_400),

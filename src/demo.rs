@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use serde_json::json;
 
-use crate::httpd::{self, escape, Reply, Request};
+use crate::html::escape;
+use crate::httpd::{self, Reply, Request};
 
 /// Headers shown on the page, in order.
 const SHOWN: &[&str] = &[

@@ -6,15 +6,10 @@
 //! treats Apple's `form_post` as the cross-site POST it is in production
 //! (only `SameSite=None` cookies travel with it).
 
-use std::net::TcpListener;
-use std::path::Path;
-
-use p256::ecdsa::SigningKey;
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
-
 use crate::clock;
-use crate::config::{self, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::emulator::{self, Emulator};
+use crate::kit::{self, Builder, Ids, Secrets};
 
 /// Dev-mode identifiers (shaped like Apple's).
 pub const TEAM_ID: &str = "DEVTEAM001";
@@ -71,34 +66,24 @@ impl std::fmt::Display for DevError {
 
 impl std::error::Error for DevError {}
 
-fn bind(port: u16) -> Result<TcpListener, DevError> {
-    TcpListener::bind(("127.0.0.1", port)).map_err(|e| DevError::Bind(port, e))
+impl From<kit::Error> for DevError {
+    fn from(e: kit::Error) -> Self {
+        match e {
+            kit::Error::Bind(port, e) => DevError::Bind(port, e),
+            kit::Error::Emulator(e) => DevError::Emulator(e),
+        }
+    }
 }
 
-/// `conf/dev.toml` (built in), with the ports and addresses of this run.
-fn dev_toml(ports: Ports, public_url: &str, emulator_url: &str) -> String {
+/// `conf/dev.toml` (built in), its one route sent to the demo app: the
+/// kit sets the rest of this run's ports and addresses.
+fn dev_toml() -> String {
     let mut t: toml::Table = include_str!("../conf/dev.toml")
         .parse()
         .expect("conf/dev.toml is valid TOML (a unit test checks)");
-    let set = |t: &mut toml::Table, section: &str, key: &str, value: String| {
-        if let Some(toml::Value::Table(s)) = t.get_mut(section) {
-            s.insert(key.into(), value.into());
-        }
-    };
-    set(
-        &mut t,
-        "server",
-        "listen",
-        format!("127.0.0.1:{}", ports.gateway),
-    );
-    set(&mut t, "server", "public_url", public_url.to_string());
-    set(&mut t, "apple", "base_url", emulator_url.to_string());
     if let Some(toml::Value::Array(routes)) = t.get_mut("routes") {
         if let Some(toml::Value::Table(r)) = routes.first_mut() {
-            r.insert(
-                "upstream".into(),
-                format!("http://127.0.0.1:{}", ports.demo).into(),
-            );
+            r.insert("upstream".into(), "http://{upstream}".into());
         }
     }
     t.to_string()
@@ -106,37 +91,22 @@ fn dev_toml(ports: Ports, public_url: &str, emulator_url: &str) -> String {
 
 /// Starts the emulator and the demo app and builds the gateway's config.
 pub fn prepare(ports: Ports) -> Result<Dev, DevError> {
-    let key = SigningKey::random(&mut rand::thread_rng());
-    let pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map(|p| p.to_string())
-        .unwrap_or_default();
-    let public_url = format!("http://localhost:{}", ports.gateway);
-    let demo = crate::demo::start(bind(ports.demo)?).map_err(|e| DevError::Bind(ports.demo, e))?;
-    let emulator = Emulator::start_local(
-        bind(ports.emulator)?,
-        emulator::Client::new(
-            SERVICES_ID,
-            TEAM_ID,
-            KEY_ID,
-            *key.verifying_key(),
-            format!("{public_url}/oauth2/callback"),
-        ),
-        clock::system(),
-    )
-    .map_err(DevError::Emulator)?;
-    let toml = dev_toml(ports, &public_url, emulator.base_url());
-    let secret = crate::session::random_token(48);
-    let env = move |name: &str| match name {
-        config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
-        config::ENV_SESSION_SECRET => Some(secret.clone()),
-        _ => None,
-    };
-    let config = Config::from_toml(&toml, Path::new("."), &env).map_err(DevError::Config)?;
+    let stack = Builder::new(clock::system())
+        .ids(Ids {
+            team_id: TEAM_ID,
+            key_id: KEY_ID,
+            services_id: SERVICES_ID,
+        })
+        .ports(ports.gateway, ports.emulator, ports.demo)
+        .start()?;
+    let config = stack
+        .config(&dev_toml(), &Secrets::new(stack.key.clone()))
+        .map_err(DevError::Config)?;
+    let kit::Stack { emulator, demo, .. } = stack;
     Ok(Dev {
         config,
         emulator,
-        demo,
+        demo: demo.expect("the kit starts the demo app by default"),
     })
 }
 
@@ -145,20 +115,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dev_toml_takes_this_runs_ports() {
+    fn dev_config_takes_this_runs_ports() {
+        let base = kit::free_port();
         let ports = Ports {
-            gateway: 1,
-            emulator: 2,
-            demo: 3,
+            gateway: base,
+            emulator: base + 1,
+            demo: base + 2,
         };
-        let t = dev_toml(ports, "http://localhost:1", "http://127.0.0.1:2");
-        for want in [
-            "listen = \"127.0.0.1:1\"",
-            "public_url = \"http://localhost:1\"",
-            "base_url = \"http://127.0.0.1:2\"",
-            "upstream = \"http://127.0.0.1:3\"",
-        ] {
-            assert!(t.contains(want), "{want} in {t}");
-        }
+        let d = prepare(ports).unwrap();
+        let s = &d.config.server;
+        assert_eq!(s.listen.to_string(), format!("127.0.0.1:{base}"));
+        assert_eq!(s.public_url.origin, format!("http://localhost:{base}"));
+        assert_eq!(
+            d.emulator.base_url(),
+            format!("http://127.0.0.1:{}", base + 1)
+        );
+        assert_eq!(d.config.apple.base_url, d.emulator.base_url());
+        assert_eq!(
+            d.config.routes[0].upstream.url,
+            format!("http://127.0.0.1:{}", base + 2)
+        );
     }
 }

@@ -162,8 +162,3 @@ async fn answer(
         .body(Full::new(reply.body))
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::from_static(b"bad reply")))))
 }
-
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    crate::proxy::respond::escape(text)
-}

@@ -26,8 +26,11 @@
 //!   request-head deadline and size cap, our pages for pingora's errors.
 //! - [`server`]: config ▶ a running pingora server.
 //! - [`emulator`], [`demo`], [`dev`], [`httpd`]: the Apple emulator and the
-//!   demo app that `applegate dev` and the tests run beside the gateway.
-//! - [`clock`], [`secret`]: the injected clock and the redacted `Secret<T>`.
+//!   demo app that `applegate dev` and the tests run beside the gateway;
+//!   [`kit`] assembles them with a gateway config on free ports, once for
+//!   `dev`, the tests and the benchmarks.
+//! - [`clock`], [`secret`], [`html`]: the injected clock, the redacted
+//!   `Secret<T>`, the one HTML escape.
 //!
 //! Dependencies point one way: `server ▶ edge, proxy ▶ {policy, identity,
 //! session, apple, canonical} ▶ config`.
@@ -69,8 +72,10 @@ pub mod demo;
 pub mod dev;
 pub mod edge;
 pub mod emulator;
+pub mod html;
 pub mod httpd;
 pub mod identity;
+pub mod kit;
 pub mod policy;
 pub mod proxy;
 pub mod secret;

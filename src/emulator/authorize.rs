@@ -3,7 +3,8 @@
 use sha2::{Digest, Sha256};
 
 use super::{Grant, Shared, User};
-use crate::httpd::{escape, Reply, Request};
+use crate::html::escape;
+use crate::httpd::{Reply, Request};
 use crate::session::random_token;
 
 /// A checked authorization request.
@@ -207,7 +208,11 @@ pub fn decide(s: &Shared, req: &Request) -> Reply {
         post.push(("user", serde_json::Value::Object(u).to_string()));
     }
     if r.id_token_in_response {
-        post.push(("id_token", super::token::id_token(s, &state, &grant, None)));
+        let beside = super::token::Beside::Code(&code);
+        post.push((
+            "id_token",
+            super::token::id_token(s, &state, &grant, beside),
+        ));
     }
     post.push(("code", code.clone()));
     state.issued.push(code.clone());
@@ -254,5 +259,50 @@ mod tests {
             (3, 6, 32, 4)
         );
         assert!(relay_for("T", "j@e.com").ends_with("@privaterelay.appleid.com"));
+    }
+
+    /// A `code id_token` answer hashes its code into the id_token's
+    /// `c_hash`, as Apple's does; checked with the gateway's own hash.
+    #[test]
+    fn code_id_token_answers_carry_the_codes_c_hash() {
+        use base64::Engine;
+        let key = p256::ecdsa::SigningKey::random(&mut rand::thread_rng());
+        let client = super::super::Client::new(
+            "c",
+            "T",
+            "K",
+            *key.verifying_key(),
+            "http://localhost/cb".into(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let emu =
+            super::super::Emulator::start_local(listener, client, crate::clock::system()).unwrap();
+        let body =
+            "client_id=c&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&response_type=code+id_token\
+                    &response_mode=form_post&email=j%40example.com&action=continue";
+        let req = Request {
+            method: http::Method::POST,
+            path: "/auth/authorize".into(),
+            query: None,
+            headers: http::HeaderMap::new(),
+            body: body.into(),
+        };
+        let page = String::from_utf8(decide(&emu.shared, &req).body.to_vec()).unwrap();
+        let field = |name: &str| {
+            let at = format!("name=\"{name}\" value=\"");
+            let rest =
+                &page[page.find(&at).unwrap_or_else(|| panic!("{name} in {page}")) + at.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        };
+        let (code, id_token) = (field("code"), field("id_token"));
+        let claims = id_token.split('.').nth(1).unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(claims)
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["c_hash"], crate::apple::id_token::half_hash(&code));
+        assert!(claims.get("at_hash").is_none());
     }
 }

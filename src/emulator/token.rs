@@ -6,10 +6,10 @@ use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::Signature;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use super::keys::SigningKey;
 use super::{Client, Grant, Shared, State, Tamper};
-use crate::apple::id_token::half_hash;
 use crate::config::MAX_CLIENT_SECRET_LIFETIME;
 use crate::httpd::{Reply, Request};
 use crate::session::random_token;
@@ -144,13 +144,28 @@ fn authenticate<'a>(
     Ok(client)
 }
 
+/// OpenID Connect's left-half hash (OpenID Connect Core §3.1.3.6 for
+/// `at_hash`, §3.3.2.11 for `c_hash`): base64url of the first half of the
+/// SHA-256 of the value, the hash of RS256.
+///
+/// The gateway has its own (`apple::id_token::half_hash`) and this one is
+/// kept apart on purpose: the emulator stands for Apple, so a mistake in
+/// the gateway's must show up as a mismatch here, not be mirrored.
+fn left_half_hash(value: &str) -> String {
+    let digest = Sha256::digest(value.as_bytes());
+    B64.encode(&digest[..digest.len() / 2])
+}
+
+/// What an id_token is issued beside, and hashed into it.
+pub(super) enum Beside<'a> {
+    /// The token endpoint's access token (`at_hash`).
+    AccessToken(&'a str),
+    /// The authorization code of a `code id_token` response (`c_hash`).
+    Code(&'a str),
+}
+
 /// An id_token for `grant`, signed with the current key unless tampered.
-pub(super) fn id_token(
-    s: &Shared,
-    state: &State,
-    grant: &Grant,
-    access_token: Option<&str>,
-) -> String {
+pub(super) fn id_token(s: &Shared, state: &State, grant: &Grant, beside: Beside) -> String {
     let now = s.opts.clock.now();
     let mut claims = json!({
         "iss": s.base_url,
@@ -169,8 +184,9 @@ pub(super) fn id_token(
     if let Some(n) = &grant.nonce {
         claims["nonce"] = n.clone().into();
     }
-    if let Some(at) = access_token {
-        claims["at_hash"] = half_hash(at).into();
+    match beside {
+        Beside::AccessToken(at) => claims["at_hash"] = left_half_hash(at).into(),
+        Beside::Code(code) => claims["c_hash"] = left_half_hash(code).into(),
     }
     let key = state.keys.current();
     match state.tamper {
@@ -251,7 +267,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             let grant = grant.clone();
             let access = format!("a{}.0.mrqt.{}", random_token(16), random_token(12));
             let refresh = format!("r{}.0.mrqt.{}", random_token(16), random_token(12));
-            let id_token = id_token(s, &state, &grant, Some(&access));
+            let id_token = id_token(s, &state, &grant, Beside::AccessToken(&access));
             state.tamper = None;
             state
                 .issued
@@ -280,7 +296,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             let access = format!("a{}.0.mrqt.{}", random_token(16), random_token(12));
             let mut g = grant;
             g.nonce = None;
-            let id_token = id_token(s, &state, &g, Some(&access));
+            let id_token = id_token(s, &state, &g, Beside::AccessToken(&access));
             state.issued.extend([access.clone(), id_token.clone()]);
             apple_json(
                 200,
@@ -304,4 +320,22 @@ pub fn revoke(s: &Shared, req: &Request) -> Reply {
         s.state().refresh_tokens.remove(t);
     }
     Reply::new(200, "text/plain", "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn left_half_hashes_are_openid_connects() {
+        // The examples of OpenID Connect Core, Appendix A.3 and A.4.
+        assert_eq!(
+            left_half_hash("jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(
+            left_half_hash("Qcb0Orv1zh30vL1MPRsbm-diHiMwcLyZvn1arpZv-Jxf_11jnpEX3Tgfvk"),
+            "LDktKdoQak3Pk0cnXxCltA"
+        );
+    }
 }

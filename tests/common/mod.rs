@@ -7,23 +7,24 @@
 pub mod browser;
 pub mod raw;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use applegate::clock::{Clock, ManualClock, SharedClock, SystemClock};
-use applegate::config::{self, Config};
-use applegate::emulator::{self, Emulator};
-use applegate::{demo, httpd, server};
+use applegate::config::Config;
+use applegate::emulator::Emulator;
+use applegate::kit::{self, Builder, Ids, Secrets, Upstream};
+use applegate::{httpd, server};
 use p256::ecdsa::SigningKey;
-use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
+#[allow(unused_imports)]
+pub use applegate::kit::free_port;
 #[allow(unused_imports)]
 pub use browser::{Browser, Nav, Person};
 
-pub const TEAM_ID: &str = "TEAM123456";
-pub const KEY_ID: &str = "KEY1234567";
-pub const SERVICES_ID: &str = "com.example.web";
+pub const TEAM_ID: &str = Ids::TEST.team_id;
+pub const KEY_ID: &str = Ids::TEST.key_id;
+pub const SERVICES_ID: &str = Ids::TEST.services_id;
 
 /// The repository root.
 pub fn root() -> PathBuf {
@@ -39,19 +40,6 @@ pub fn shared(path: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-/// A free loopback port for a server that binds it itself (pingora).
-/// Chosen below the kernel's ephemeral range (32768+), so no `:0` bind or
-/// outgoing connection of a test running beside this one can take it
-/// between our check and pingora's bind.
-pub fn free_port() -> u16 {
-    loop {
-        let port = 20_000 + rand::random::<u16>() % 12_000;
-        if (0..3).all(|i| TcpListener::bind(("127.0.0.1", port + i)).is_ok()) {
-            return port;
-        }
-    }
 }
 
 /// How to build a stack.
@@ -111,7 +99,8 @@ impl Default for Options {
 pub struct Stack {
     pub gateway: server::Running,
     pub emulator: Emulator,
-    pub demo: httpd::Handle,
+    /// The demo app, unless the routes go to another upstream.
+    pub demo: Option<httpd::Handle>,
     pub config: Config,
     /// `http://localhost:<port>`: the gateway's public URL.
     pub url: String,
@@ -124,40 +113,19 @@ impl Stack {
     }
 
     pub fn with(opts: Options) -> Stack {
-        let key = SigningKey::random(&mut rand::thread_rng());
-        let port = free_port();
-        let url = opts
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://localhost:{port}"));
-        let demo = demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-        let upstream = opts.upstream.unwrap_or(demo.addr);
-        let emulator = Emulator::start_local(
-            TcpListener::bind("127.0.0.1:0").unwrap(),
-            emulator::Client::new(
-                SERVICES_ID,
-                TEAM_ID,
-                KEY_ID,
-                *key.verifying_key(),
-                format!("{url}/oauth2/callback"),
-            ),
-            opts.clock.clone(),
-        )
-        .unwrap();
+        let kit = Builder::new(opts.clock.clone())
+            .public_url(opts.public_url.clone())
+            .upstream(opts.upstream.map_or(Upstream::Demo, Upstream::At))
+            .start()
+            .unwrap();
         let toml = format!(
             r#"
 [server]
-listen = "127.0.0.1:{port}"
-public_url = "{url}"
 threads = 1
 grace_period = "0s"
 {server_extra}
 
 [apple]
-team_id = "{TEAM_ID}"
-services_id = "{SERVICES_ID}"
-key_id = "{KEY_ID}"
-base_url = "{base}"
 keys_refetch_interval = "1s"
 {apple_extra}
 
@@ -175,40 +143,42 @@ apple_token_calls = {apple_token_calls}
 [[routes]]
 path = "/"
 auth = "{root_auth}"
-upstream = "http://{demo}"
+upstream = "http://{{upstream}}"
 "#,
-            base = emulator.base_url(),
-            demo = upstream,
             root_auth = opts.root_auth,
             server_extra = opts.server_toml,
             sign_in_per_client = opts.sign_in_per_client,
             apple_token_calls = opts.apple_token_calls,
-            extra = opts.extra_toml.replace("{upstream}", &upstream.to_string()),
+            extra = opts.extra_toml,
             apple_extra = opts.apple_toml,
             routes = opts
                 .routes
                 .iter()
                 .map(|(p, auth)| format!(
-                    "[[routes]]\npath = \"{p}\"\nauth = \"{auth}\"\nupstream = \"http://{}\"\n",
-                    upstream
+                    "[[routes]]\npath = \"{p}\"\nauth = \"{auth}\"\nupstream = \"http://{{upstream}}\"\n"
                 ))
                 .collect::<String>(),
         );
-        let signing = if opts.wrong_key {
-            SigningKey::random(&mut rand::thread_rng())
-        } else {
-            key.clone()
+        let secrets = Secrets {
+            // A key the emulator does not know, to provoke `invalid_client`.
+            apple_key: if opts.wrong_key {
+                SigningKey::random(&mut rand::thread_rng())
+            } else {
+                kit.key.clone()
+            },
+            session: opts.session_secret.clone(),
         };
-        let pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
-        let secret = opts.session_secret.clone();
-        let env = move |name: &str| match name {
-            config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
-            config::ENV_SESSION_SECRET => Some(secret.clone()),
-            _ => None,
-        };
-        let config = Config::from_toml(&toml, Path::new("."), &env)
-            .unwrap_or_else(|e| panic!("test config: {e}\n{toml}"));
+        let config = kit
+            .config(&toml, &secrets)
+            .unwrap_or_else(|e| panic!("test config: {e}\n{}", kit.toml(&toml)));
         let gateway = server::spawn(&config, opts.clock).unwrap();
+        let kit::Stack {
+            public_url: url,
+            key,
+            emulator,
+            demo,
+            ..
+        } = kit;
         Stack {
             gateway,
             emulator,
