@@ -74,8 +74,11 @@ impl Cli {
 /// Runs `command`; the process's exit code.
 pub fn dispatch(command: Option<Command>) -> ExitCode {
     match command {
-        Some(Command::Run(c)) => run(&c.config),
-        Some(Command::Check(c)) => check(&c.config),
+        // A bad config is reported by `load`, exit 2; the command never starts.
+        Some(Command::Run(c)) => load(&c.config, "run").map_or_else(|bad| bad, |cfg| run(&cfg)),
+        Some(Command::Check(c)) => {
+            load(&c.config, "check").map_or_else(|bad| bad, |cfg| check(&c.config, &cfg))
+        }
         Some(Command::Dev { port }) => dev(port),
         Some(Command::Version) => {
             say(&format!("applegate {}\n", env!("CARGO_PKG_VERSION")));
@@ -83,10 +86,9 @@ pub fn dispatch(command: Option<Command>) -> ExitCode {
         }
         // A bare `applegate` is someone finding their way: help, exit 0.
         None => {
-            say(&format!(
-                "{}",
-                <Cli as clap::CommandFactory>::command().render_help()
-            ));
+            say(&<Cli as clap::CommandFactory>::command()
+                .render_help()
+                .to_string());
             ExitCode::SUCCESS
         }
     }
@@ -119,6 +121,8 @@ fn init_logging(log: &config::Log) {
     };
 }
 
+/// The config at `path`; a bad one has every problem printed here, once,
+/// and becomes exit code 2.
 fn load(path: &Path, verb: &str) -> Result<Config, ExitCode> {
     Config::load(path, &config::process_env).map_err(|e| {
         let n = e.problems.len();
@@ -134,11 +138,7 @@ fn load(path: &Path, verb: &str) -> Result<Config, ExitCode> {
     })
 }
 
-fn check(path: &Path) -> ExitCode {
-    let c = match load(path, "check") {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+fn check(path: &Path, c: &Config) -> ExitCode {
     let mut out = String::new();
     let _ = writeln!(out, "applegate check: {} is valid.\n", path.display());
     let _ = writeln!(out, "  listen       {}", c.server.listen);
@@ -209,16 +209,12 @@ fn serve(c: &Config, verb: &str) -> ExitCode {
     }
 }
 
-fn run(path: &Path) -> ExitCode {
-    let c = match load(path, "run") {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+fn run(c: &Config) -> ExitCode {
     init_logging(&c.log);
     for w in &c.warnings {
         tracing::warn!("{w}");
     }
-    serve(&c, "run")
+    serve(c, "run")
 }
 
 fn dev(port: u16) -> ExitCode {

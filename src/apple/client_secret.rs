@@ -137,27 +137,27 @@ impl ClientSecret {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use p256::ecdsa::{signature::Verifier, VerifyingKey};
+    use p256::ecdsa::signature::Verifier;
 
-    fn minter(clock: SharedClock) -> (ClientSecret, VerifyingKey) {
+    /// A minter with a fresh key, and that key.
+    fn minter(clock: SharedClock) -> (ClientSecret, SigningKey) {
         let key = SigningKey::random(&mut rand::thread_rng());
-        let public = *key.verifying_key();
         let m = ClientSecret::new(
             "ABCDE12345",
             "com.example.web",
             "XYZ9876543",
-            Secret::new(key),
+            Secret::new(key.clone()),
             "https://appleid.apple.com",
             Duration::from_secs(3600),
             clock,
         );
-        (m, public)
+        (m, key)
     }
 
     #[test]
     fn minted_secret_has_apples_shape_and_verifies() {
         let clock = ManualClock::at(1_700_000_000);
-        let (m, public) = minter(clock);
+        let (m, key) = minter(clock);
         let jwt = m.get();
         let parts: Vec<&str> = jwt.expose().split('.').collect();
         assert_eq!(parts.len(), 3);
@@ -177,7 +177,7 @@ mod tests {
         let sig = B64.decode(parts[2]).unwrap();
         assert_eq!(sig.len(), 64, "JOSE raw r||s, not DER");
         let sig = Signature::from_slice(&sig).unwrap();
-        public
+        key.verifying_key()
             .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &sig)
             .unwrap();
     }
@@ -202,17 +202,8 @@ mod tests {
         use p256::pkcs8::EncodePrivateKey;
         // jsonwebtoken fixes its provider at first use; ours goes first.
         crate::apple::rs256::install();
-        let key = SigningKey::random(&mut rand::thread_rng());
+        let (m, key) = minter(ManualClock::at(0));
         let der = key.to_pkcs8_der().unwrap();
-        let m = ClientSecret::new(
-            "ABCDE12345",
-            "com.example.web",
-            "XYZ9876543",
-            Secret::new(key),
-            "https://appleid.apple.com",
-            Duration::from_secs(3600),
-            ManualClock::at(0),
-        );
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         header.typ = None;
         header.kid = Some("XYZ9876543".into());
