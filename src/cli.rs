@@ -21,7 +21,7 @@ use clap::{Args, Parser, Subcommand};
     // `applegate --config FILE` (no command) predates the subcommands and
     // means `run`; the two forms must not be mixed.
     args_conflicts_with_subcommands = true,
-    after_help = "Secrets come from files named in the config or from the environment \
+    after_help = "Secrets come from files named in the config or from the environment\n\
                   (APPLEGATE_APPLE_PRIVATE_KEY, APPLEGATE_SESSION_SECRET), never from arguments."
 )]
 pub struct Cli {
