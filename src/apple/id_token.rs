@@ -121,7 +121,8 @@ pub fn verify_with_key(
     expect: &Expectations<'_>,
 ) -> Result<IdToken, AppleError> {
     kid_of(token)?;
-    super::rs256::install();
+    // RS256 runs on ring: rs256::install ran when the Jwks holding `key`
+    // was built.
     let mut v = Validation::new(Algorithm::RS256);
     // Time is checked below against the injected clock, not jsonwebtoken's.
     v.validate_exp = false;

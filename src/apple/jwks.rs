@@ -56,6 +56,7 @@ impl Jwks {
         min_refetch_interval: Duration,
         clock: SharedClock,
     ) -> Self {
+        super::rs256::install();
         Jwks {
             source: Some((url, http)),
             keys: Self::cache(),
@@ -67,6 +68,7 @@ impl Jwks {
 
     /// A fixed set of keys from a JWKS document; never fetches.
     pub fn from_document(json: &[u8]) -> Result<Self, AppleError> {
+        super::rs256::install();
         let jwks = Jwks {
             source: None,
             keys: Self::cache(),

@@ -53,16 +53,38 @@ fn verifier(
     }
 }
 
-/// Makes the ring-backed provider jsonwebtoken's default, once. Called
-/// before every verification; after the first call it is one atomic load.
-pub fn install() {
+/// Makes the ring-backed provider jsonwebtoken's process default, once.
+///
+/// jsonwebtoken fixes its provider at its first use (sign or verify) and
+/// ignores later installs, so this runs where our jsonwebtoken use starts:
+/// the constructors of [`Jwks`](super::Jwks) (every id_token key comes
+/// from one) and [`ClientSecret`](super::ClientSecret), once per gateway,
+/// not per verification. Returns whether ours is the default: `false`
+/// means something in the process used jsonwebtoken first, and RS256
+/// checks run on RustCrypto (correct, several times slower).
+pub fn install() -> bool {
     // jsonwebtoken keeps its provider in a process-wide static by design;
     // this cell only gives ours the 'static lifetime that asks for.
     static PROVIDER: OnceLock<CryptoProvider> = OnceLock::new();
-    let provider = PROVIDER.get_or_init(|| CryptoProvider {
+    let ours = PROVIDER.get_or_init(|| CryptoProvider {
         verifier_factory: verifier,
         ..rust_crypto::DEFAULT_PROVIDER.clone()
     });
-    // Err means a provider is already installed: ours, by an earlier call.
-    let _ = provider.install_default();
+    match ours.install_default() {
+        Ok(()) => true,
+        // Already installed: by an earlier call (ours) or by first use.
+        Err(current) => std::ptr::eq(current, ours),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Installing is idempotent and leaves ours the default. Unit tests
+    /// share a process, so this also proves no other test reached
+    /// jsonwebtoken before its first install.
+    #[test]
+    fn installs_once_and_stays_ours() {
+        assert!(super::install());
+        assert!(super::install());
+    }
 }

@@ -1,0 +1,245 @@
+//! The command line: its arguments (clap) and what each command does.
+//!
+//! clap owns usage: `--help` and `--version` print and exit 0, bad usage
+//! prints clap's message and exits 2. Everything after parsing is reported
+//! here, once; a bad config exits 2 as well, a failure to run exits 1.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use applegate::config::{self, Config, LogFormat};
+use applegate::{clock, dev, server};
+use clap::{Args, Parser, Subcommand};
+
+/// Sign in with Apple in front of your web apps.
+#[derive(Parser)]
+#[command(
+    name = "applegate",
+    version,
+    // `applegate --config FILE` (no command) predates the subcommands and
+    // means `run`; the two forms must not be mixed.
+    args_conflicts_with_subcommands = true,
+    after_help = "Secrets come from files named in the config or from the environment\n\
+                  (APPLEGATE_APPLE_PRIVATE_KEY, APPLEGATE_SESSION_SECRET), never from arguments."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Run the gateway with this config: short for `run --config FILE`
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// What `applegate` was asked to do.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gateway
+    Run(ConfigFile),
+    /// Validate config and keys; print what to enter at Apple
+    Check(ConfigFile),
+    /// Gateway + Apple emulator + demo app on ports N, N+1, N+2; no Apple account needed
+    Dev {
+        /// The gateway's port; the emulator and the demo app take the next two
+        // The range leaves room for N+2 and refuses 0, which would let the
+        // OS pick a port the printed URL could not name.
+        #[arg(short, long, value_name = "N", default_value_t = 4180,
+              value_parser = clap::value_parser!(u16).range(1..65533))]
+        port: u16,
+    },
+    /// Print the version
+    Version,
+}
+
+/// The `--config FILE` that `run` and `check` require.
+#[derive(Args)]
+pub struct ConfigFile {
+    /// The config file (TOML; see conf/applegate.example.toml)
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+impl Cli {
+    /// The command to run; `None` (no command, no `--config`) asks for help.
+    pub fn into_command(self) -> Option<Command> {
+        match (self.command, self.config) {
+            (Some(command), _) => Some(command),
+            (None, Some(config)) => Some(Command::Run(ConfigFile { config })),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Runs `command`; the process's exit code.
+pub fn dispatch(command: Option<Command>) -> ExitCode {
+    match command {
+        // A bad config is reported by `load`, exit 2; the command never starts.
+        Some(Command::Run(c)) => load(&c.config, "run").map_or_else(|bad| bad, |cfg| run(&cfg)),
+        Some(Command::Check(c)) => {
+            load(&c.config, "check").map_or_else(|bad| bad, |cfg| check(&c.config, &cfg))
+        }
+        Some(Command::Dev { port }) => dev(port),
+        Some(Command::Version) => {
+            say(&format!("applegate {}\n", env!("CARGO_PKG_VERSION")));
+            ExitCode::SUCCESS
+        }
+        // A bare `applegate` is someone finding their way: help, exit 0.
+        None => {
+            say(&<Cli as clap::CommandFactory>::command()
+                .render_help()
+                .to_string());
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn init_logging(log: &config::Log) {
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+    let filter = std::env::var("APPLEGATE_LOG").unwrap_or_else(|_| log.level.clone());
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Pingora's debug and trace lines print raw request bytes, whole header
+    // maps (Cookie, Authorization) and targets with their query (`?code=`):
+    // capped at info whatever level is asked for, so no level logs a secret.
+    // The hint keeps the combined filter's maximum level the configured
+    // one: without it the `log` bridge is opened to trace, and every
+    // pingora `debug!` on the hot path is formatted only to be dropped.
+    let cap = filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    })
+    .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE);
+    let filter = filter.and(cap);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
+    let _ = match log.format {
+        LogFormat::Json => registry.with(fmt.json().with_filter(filter)).try_init(),
+        LogFormat::Text => registry.with(fmt.with_filter(filter)).try_init(),
+    };
+}
+
+/// The config at `path`; a bad one has every problem printed here, once,
+/// and becomes exit code 2.
+fn load(path: &Path, verb: &str) -> Result<Config, ExitCode> {
+    Config::load(path, &config::process_env).map_err(|e| {
+        let n = e.problems.len();
+        eprintln!(
+            "applegate {verb}: {} has {n} problem{}:",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
+        for p in &e.problems {
+            eprintln!("  {p}");
+        }
+        ExitCode::from(2)
+    })
+}
+
+fn check(path: &Path, c: &Config) -> ExitCode {
+    let mut out = String::new();
+    let _ = writeln!(out, "applegate check: {} is valid.\n", path.display());
+    let _ = writeln!(out, "  listen       {}", c.server.listen);
+    let _ = writeln!(out, "  public URL   {}", c.server.public_url.origin);
+    let _ = writeln!(
+        out,
+        "  Apple        Team ID {}, Services ID {}, Key ID {} (private key loaded)",
+        c.apple.team_id, c.apple.services_id, c.apple.key_id
+    );
+    let _ = writeln!(out, "  Apple URL    {}", c.apple.base_url);
+    for r in &c.routes {
+        let _ = writeln!(
+            out,
+            "  route        {}{}{} -> {} (auth {}{})",
+            r.host.as_deref().unwrap_or(""),
+            r.port.map(|p| format!(":{p}")).unwrap_or_default(),
+            r.path,
+            r.upstream.url,
+            match r.auth {
+                config::AuthMode::Required => "required",
+                config::AuthMode::Public => "public",
+                config::AuthMode::Bearer => "bearer",
+            },
+            match r.encoded_slashes {
+                config::EncodedSlashes::Keep => ", encoded slashes kept",
+                config::EncodedSlashes::Reject => "",
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nIn Apple's developer portal (Certificates, Identifiers & Profiles > Identifiers >\n\
+         Services IDs > {} > Sign in with Apple > Configure), enter:\n",
+        c.apple.services_id
+    );
+    let _ = writeln!(
+        out,
+        "  Domains and Subdomains:  {}",
+        c.server.public_url.host
+    );
+    let _ = writeln!(
+        out,
+        "  Return URLs:             {}",
+        c.server.public_url.callback_url()
+    );
+    for w in &c.warnings {
+        let _ = writeln!(out, "\nwarning: {w}");
+    }
+    say(&out);
+    ExitCode::SUCCESS
+}
+
+/// Writes to stdout; a closed stdout (`| head`, a supervisor that stopped
+/// reading) must not crash the gateway, so errors are ignored.
+fn say(text: &str) {
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
+}
+
+/// Runs the gateway until it is stopped; exit 1 when it cannot run.
+fn serve(c: &Config, verb: &str) -> ExitCode {
+    match server::run(c, clock::system()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("applegate {verb}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(c: &Config) -> ExitCode {
+    init_logging(&c.log);
+    for w in &c.warnings {
+        tracing::warn!("{w}");
+    }
+    serve(c, "run")
+}
+
+fn dev(port: u16) -> ExitCode {
+    let ports = dev::Ports {
+        gateway: port,
+        emulator: port + 1,
+        demo: port + 2,
+    };
+    let d = match dev::prepare(ports) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("applegate dev: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    init_logging(&d.config.log);
+    say(&format!(
+        "\napplegate dev mode: no Apple account needed.\n\n  Open  {}/  in a browser and sign in.\n\n  gateway        {}\n  Apple emulator {}  (Services ID {}, Team ID {}, Key ID {})\n  demo app       http://{}\n\nCtrl-C stops all three.\n",
+        d.config.server.public_url.origin,
+        d.config.server.public_url.origin,
+        d.emulator.base_url(),
+        dev::SERVICES_ID,
+        dev::TEAM_ID,
+        dev::KEY_ID,
+        d.demo.addr,
+    ));
+    serve(&d.config, "dev")
+}
