@@ -13,14 +13,11 @@ use super::common::{self, Browser, Nav, Person};
 use super::{Proc, TempDir, BIN, SECRET};
 
 fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("nothing listens on {port}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    assert!(
+        applegate::kit::wait_listening(addr, Duration::from_secs(20)),
+        "nothing listens on {port}"
+    );
 }
 
 /// The gateway binary at trace log level (every line pingora would write)
