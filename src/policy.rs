@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::config;
-use crate::session::Session;
+use crate::identity::Identity;
 
 /// Apple's private relay domain.
 pub const PRIVATE_RELAY_DOMAIN: &str = "privaterelay.appleid.com";
@@ -91,15 +91,11 @@ impl<'a> Email<'a> {
     }
 }
 
-/// Whether `email` is a private relay address (for the callback, deciding
-/// `is_private_email` when Apple leaves it out). A malformed one is not.
+/// Whether `email` is a private relay address (for turning claims into an
+/// identity, deciding `is_private_email` when Apple leaves it out). A
+/// malformed one is not.
 pub fn is_relay_address(email: &str) -> bool {
     Email::parse(email).is_some_and(|e| e.is_relay())
-}
-
-/// Whether the user hides behind Apple's private relay.
-pub fn is_private_relay(s: &Session) -> bool {
-    s.is_private_email || s.email.as_deref().is_some_and(is_relay_address)
 }
 
 /// `s` in ASCII lower case, borrowed when it already is.
@@ -151,7 +147,7 @@ impl Policy {
     }
 
     /// Decides for a signed-in user.
-    pub fn check(&self, s: &Session) -> Result<(), Denied> {
+    pub fn check(&self, s: &Identity) -> Result<(), Denied> {
         // Runs on every request. An open policy allowing relays never reads
         // the email; otherwise nothing allocates unless an allow list is
         // consulted with an address not already in lower case.
@@ -204,16 +200,18 @@ mod tests {
         })
     }
 
-    fn user(sub: &str, email: &str, verified: bool, private: bool) -> Session {
-        Session {
-            id: "x".into(),
+    fn user(sub: &str, email: &str, verified: bool, private: bool) -> Identity {
+        Identity {
             sub: sub.into(),
             email: Some(email.into()),
             email_verified: verified,
             is_private_email: private,
             name: None,
-            issued_at: 0,
-            expires_at: 1,
+            proof: crate::identity::Proof::Session {
+                id: "x".into(),
+                issued_at: 0,
+                expires_at: 1,
+            },
         }
     }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use super::target::Rewrite;
-use crate::identity::Identity;
+use crate::identity::Caller;
 
 /// What the gateway decided, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct Ctx {
     /// Index into the routes of the matched route.
     pub route: Option<usize>,
     /// Who makes an authenticated request, for header injection.
-    pub identity: Option<Arc<Identity>>,
+    pub caller: Option<Arc<Caller>>,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
@@ -71,7 +71,7 @@ impl Ctx {
             id,
             started: Instant::now(),
             route: None,
-            identity: None,
+            caller: None,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,

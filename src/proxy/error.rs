@@ -1,4 +1,5 @@
-//! Domain errors ▶ HTTP status, in one place.
+//! Why a request is refused, and the one place that turns it into a
+//! response: the status, a page for a browser or JSON for an API client.
 //!
 //! Clients get a short, generic message; the log gets the cause (never a
 //! secret, code, token or cookie). Operator mistakes (`invalid_client`) are
@@ -10,6 +11,7 @@ use super::respond::{escape, Response};
 use crate::apple::AppleError;
 use crate::policy::Denied;
 use crate::session::login_state::LoginError;
+use crate::session::SessionError;
 
 /// Why a gateway endpoint or check refused a request.
 #[derive(Debug)]
@@ -20,6 +22,11 @@ pub enum Failure {
     Apple(AppleError),
     /// The policy refused the user.
     Denied(Denied),
+    /// No identity: no usable session cookie (or the bearer token's
+    /// subject was revoked).
+    NoSession(SessionError),
+    /// A bearer token that did not verify.
+    BadToken(AppleError),
     /// The request was malformed; the text says how.
     BadRequest(&'static str),
     /// The body exceeded its cap.
@@ -45,6 +52,7 @@ impl Failure {
             Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => 401,
             Failure::Apple(_) => 502,
             Failure::Denied(_) => 403,
+            Failure::NoSession(_) | Failure::BadToken(_) => 401,
             Failure::TooLarge => 413,
             Failure::MethodNotAllowed(_) => 405,
             Failure::NotFound => 404,
@@ -76,6 +84,26 @@ impl Failure {
         }
     }
 
+    /// Whether a browser should be sent to sign in rather than shown this.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, Failure::NoSession(_) | Failure::BadToken(_))
+    }
+
+    /// The answer: a page for a browser (`start_again` is where signing in
+    /// again begins), JSON for an API client.
+    pub fn respond(&self, browser: bool, start_again: &str) -> Response {
+        match browser {
+            true => self.page(start_again),
+            false => self.json(),
+        }
+    }
+
+    /// Logs the cause under `request_id`, then [`Self::respond`].
+    pub fn answer(&self, request_id: u64, browser: bool, start_again: &str) -> Response {
+        self.log(request_id);
+        self.respond(browser, start_again)
+    }
+
     /// A page for a browser, with a way to start again where that helps.
     pub fn page(&self, start_again: &str) -> Response {
         let again = format!(
@@ -101,6 +129,11 @@ impl Failure {
             Failure::Apple(_) => (
                 "Apple is not answering",
                 "Sign in with Apple could not be reached. Please try again in a moment.",
+                true,
+            ),
+            Failure::NoSession(_) | Failure::BadToken(_) => (
+                "Sign-in required",
+                "Please sign in to continue.",
                 true,
             ),
             Failure::Denied(_) => (
@@ -149,6 +182,12 @@ impl Failure {
         match self {
             Failure::MethodNotAllowed(allow) => r.header("Allow", *allow),
             Failure::RateLimited(secs) => r.header("Retry-After", secs.to_string()),
+            // RFC 6750 §3: the challenge; `invalid_token` for a bad token.
+            Failure::NoSession(_) => r.header("WWW-Authenticate", "Bearer realm=\"applegate\""),
+            Failure::BadToken(_) => r.header(
+                "WWW-Authenticate",
+                "Bearer realm=\"applegate\", error=\"invalid_token\"",
+            ),
             _ => r,
         }
     }
