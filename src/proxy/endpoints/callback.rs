@@ -8,7 +8,7 @@
 use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
-use super::START;
+use super::paths::START;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::error::Failure;
 use crate::proxy::gateway::{cookie_headers, Gateway};

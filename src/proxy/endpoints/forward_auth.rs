@@ -4,7 +4,7 @@
 
 use pingora::proxy::Session as Downstream;
 
-use super::START;
+use super::paths::START;
 use crate::canonical;
 use crate::config::{AuthMode, EncodedSlashes};
 use crate::proxy::ctx::Ctx;

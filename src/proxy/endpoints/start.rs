@@ -3,7 +3,7 @@
 
 use pingora::proxy::Session as Downstream;
 
-use super::{query_param, safe_return_path};
+use super::paths::{query_param, safe_return_path};
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::respond::Response;
 

@@ -3,7 +3,7 @@
 use pingora::proxy::Session as Downstream;
 use serde_json::json;
 
-use super::START;
+use super::paths::START;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::gateway::Gateway;
 use crate::proxy::respond::Response;
