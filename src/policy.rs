@@ -39,6 +39,8 @@ impl fmt::Display for Denied {
     }
 }
 
+impl std::error::Error for Denied {}
+
 /// An email address, split once and strictly: every email rule reads it
 /// through here, so no two rules can disagree on what the domain is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

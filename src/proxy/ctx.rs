@@ -62,6 +62,10 @@ pub struct Ctx {
     pub rewrite: Rewrite,
     /// The peer's address (the client, or a trusted proxy in front).
     pub peer: Option<std::net::IpAddr>,
+    /// The request's span: every phase runs in it, so every log line of
+    /// the request carries its id. Only the number is recorded (no
+    /// formatting of our own, and never a path, cookie or token).
+    pub span: tracing::Span,
 }
 
 impl Ctx {
@@ -75,6 +79,7 @@ impl Ctx {
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,
+            span: tracing::info_span!("request", id),
         }
     }
 }

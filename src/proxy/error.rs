@@ -5,6 +5,8 @@
 //! secret, code, token or cookie). Operator mistakes (`invalid_client`) are
 //! logged at error level with the likely causes.
 
+use std::fmt;
+
 use serde_json::json;
 
 use super::respond::{escape, Response};
@@ -62,25 +64,25 @@ impl Failure {
         }
     }
 
-    /// Logs the cause at the level it deserves.
-    pub fn log(&self, request_id: u64) {
+    /// Logs the cause, with its whole chain, at the level it deserves.
+    /// The request's span carries the request id.
+    pub fn log(&self) {
         match self {
             Failure::Apple(e @ AppleError::InvalidClient { .. }) => {
-                tracing::error!(request_id, error = %e, "sign-in failed: Apple rejected the gateway's credentials");
+                tracing::error!(error = %Chain(e), "sign-in failed: Apple rejected the gateway's credentials");
             }
             Failure::Apple(
-                e @ (AppleError::Unreachable(_)
-                | AppleError::BadResponse(_)
+                e @ (AppleError::Unreachable { .. }
+                | AppleError::Status { .. }
+                | AppleError::BadResponse { .. }
                 | AppleError::Signing(_)),
             ) => {
-                tracing::error!(request_id, error = %e, "sign-in failed");
+                tracing::error!(error = %Chain(e), "sign-in failed");
             }
-            Failure::Apple(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
-            Failure::Login(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
-            Failure::Denied(e) => {
-                tracing::info!(request_id, reason = %e, "access denied by policy")
-            }
-            other => tracing::debug!(request_id, error = ?other, "request refused"),
+            Failure::Apple(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
+            Failure::Login(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
+            Failure::Denied(e) => tracing::info!(reason = %e, "access denied by policy"),
+            other => tracing::debug!(error = %Chain(other), "request refused"),
         }
     }
 
@@ -98,9 +100,9 @@ impl Failure {
         }
     }
 
-    /// Logs the cause under `request_id`, then [`Self::respond`].
-    pub fn answer(&self, request_id: u64, browser: bool, start_again: &str) -> Response {
-        self.log(request_id);
+    /// [`Self::log`], then [`Self::respond`].
+    pub fn answer(&self, browser: bool, start_again: &str) -> Response {
+        self.log();
         self.respond(browser, start_again)
     }
 
@@ -190,6 +192,54 @@ impl Failure {
             ),
             _ => r,
         }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What was refused; the why is the source.
+        match self {
+            Failure::Login(_) => f.write_str("sign-in round trip refused"),
+            Failure::Apple(_) => f.write_str("sign-in with Apple failed"),
+            Failure::Denied(_) => f.write_str("access denied by policy"),
+            Failure::NoSession(_) => f.write_str("no identity"),
+            Failure::BadToken(_) => f.write_str("bearer token refused"),
+            Failure::BadRequest(why) => write!(f, "bad request: {why}"),
+            Failure::TooLarge => f.write_str("body too large"),
+            Failure::MethodNotAllowed(allow) => write!(f, "method not allowed (allow: {allow})"),
+            Failure::NotFound => f.write_str("not found"),
+            Failure::HeadTooLarge => f.write_str("too many header fields"),
+            Failure::RateLimited(_) => f.write_str("rate limited"),
+            Failure::Proxy(code) => write!(f, "proxying failed with status {code}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Login(e) => Some(e),
+            Failure::Apple(e) | Failure::BadToken(e) => Some(e),
+            Failure::Denied(e) => Some(e),
+            Failure::NoSession(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An error and its causes, each after a `: `: what the log gets, since
+/// an error's own message leaves its cause to [`std::error::Error::source`].
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 

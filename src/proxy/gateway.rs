@@ -212,7 +212,7 @@ impl Gateway {
                 _ => resp.cookie(self.session_cookie.clear_cookie()),
             });
         }
-        Some(failure.answer(ctx.id, browser, "/"))
+        Some(failure.answer(browser, "/"))
     }
 
     /// The sign-in start URL returning to `return_to`.

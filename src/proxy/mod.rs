@@ -25,6 +25,7 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::{FailToProxy, ProxyHttp, Session as Downstream};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorType};
+use tracing::Instrument;
 
 use crate::identity;
 use ctx::{Ctx, Outcome};
@@ -44,49 +45,55 @@ impl ProxyHttp for Gateway {
     /// In this phase the gateway removes client-sent identity headers,
     /// answers its own endpoints, and admits or refuses the request.
     async fn request_filter(&self, down: &mut Downstream, ctx: &mut Ctx) -> pingora::Result<bool> {
-        // The head is complete and what is written now is ours.
-        if let Some(guard) = down.stream().and_then(crate::edge::HeadGuard::of) {
-            guard.reached_proxy();
-        }
-        // The wait for the next request on this connection is bounded by
-        // the head guard (`server.keepalive_timeout`), not here: pingora's
-        // keep-alive timeout would start a timer for every read.
-        // Pipelined requests are answered in order rather than dropped.
-        down.set_pipelining_enabled(true);
-        if down.req_header().headers.len() > self.max_headers {
-            ctx.outcome = Outcome::BadRequest;
-            let f = Failure::HeadTooLarge;
-            f.log(ctx.id);
-            respond::send(down, f.json().header("Connection", "close")).await?;
-            return Ok(true);
-        }
-        identity::strip(down.req_header_mut());
-        ctx.peer = down.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
-        let target = match Target::of(down.req_header()) {
-            Ok(t) => t,
-            Err(f) => {
+        // Every log line of this request carries its id (see `Ctx::span`).
+        let span = ctx.span.clone();
+        async move {
+            // The head is complete and what is written now is ours.
+            if let Some(guard) = down.stream().and_then(crate::edge::HeadGuard::of) {
+                guard.reached_proxy();
+            }
+            // The wait for the next request on this connection is bounded by
+            // the head guard (`server.keepalive_timeout`), not here: pingora's
+            // keep-alive timeout would start a timer for every read.
+            // Pipelined requests are answered in order rather than dropped.
+            down.set_pipelining_enabled(true);
+            if down.req_header().headers.len() > self.max_headers {
                 ctx.outcome = Outcome::BadRequest;
-                f.log(ctx.id);
-                respond::send(down, f.json()).await?;
+                let f = Failure::HeadTooLarge;
+                f.log();
+                respond::send(down, f.json().header("Connection", "close")).await?;
                 return Ok(true);
             }
-        };
-        ctx.rewrite = target.rewrite(down.req_header());
-        if let Some(endpoint) = Endpoint::of(&target.path.path) {
-            drop(target);
-            ctx.outcome = Outcome::Endpoint;
-            let resp = endpoints::serve(self, down, ctx, endpoint).await;
-            respond::send(down, resp).await?;
-            return Ok(true);
-        }
-        match self.admit(down, ctx, &target).await {
-            None => Ok(false),
-            Some(resp) => {
+            identity::strip(down.req_header_mut());
+            ctx.peer = down.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+            let target = match Target::of(down.req_header()) {
+                Ok(t) => t,
+                Err(f) => {
+                    ctx.outcome = Outcome::BadRequest;
+                    f.log();
+                    respond::send(down, f.json()).await?;
+                    return Ok(true);
+                }
+            };
+            ctx.rewrite = target.rewrite(down.req_header());
+            if let Some(endpoint) = Endpoint::of(&target.path.path) {
                 drop(target);
+                ctx.outcome = Outcome::Endpoint;
+                let resp = endpoints::serve(self, down, ctx, endpoint).await;
                 respond::send(down, resp).await?;
-                Ok(true)
+                return Ok(true);
+            }
+            match self.admit(down, ctx, &target).await {
+                None => Ok(false),
+                Some(resp) => {
+                    drop(target);
+                    respond::send(down, resp).await?;
+                    Ok(true)
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// In this phase the gateway hands pingora the matched route's peer,
@@ -151,8 +158,8 @@ impl ProxyHttp for Gateway {
             for v in kept {
                 resp.append_header(http::header::SET_COOKIE, v)?;
             }
+            let _in = ctx.span.enter();
             tracing::warn!(
-                request_id = ctx.id,
                 route = ctx.route,
                 "removed a Set-Cookie for the gateway's own cookie from the upstream's response"
             );
@@ -177,8 +184,10 @@ impl ProxyHttp for Gateway {
         };
         if code > 0 && down.response_written().is_none() {
             let resp = Failure::Proxy(code).json();
-            if let Err(e) = respond::send(down, resp).await {
-                tracing::debug!(request_id = ctx.id, error = %e, "cannot send the error response");
+            let span = ctx.span.clone();
+            if let Err(e) = respond::send(down, resp).instrument(span).await {
+                let _in = ctx.span.enter();
+                tracing::debug!(error = %e, "cannot send the error response");
             }
         }
         FailToProxy {
@@ -194,6 +203,7 @@ impl ProxyHttp for Gateway {
         }
         let req = down.req_header();
         let status = down.response_written().map_or(0, |r| r.status.as_u16());
+        let _in = ctx.span.enter();
         tracing::info!(
             target: "applegate::access",
             request_id = ctx.id,

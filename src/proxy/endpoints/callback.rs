@@ -9,7 +9,6 @@ use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
 use super::paths::START;
-use crate::proxy::ctx::Ctx;
 use crate::proxy::error::Failure;
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::rate_limit::RETRY_AFTER;
@@ -102,7 +101,7 @@ async fn read_body(down: &mut Downstream, cap: usize) -> Result<Vec<u8>, Failure
 
 /// Finishes a sign-in: Apple's `form_post` checked against the
 /// login-state cookie, the code exchanged, the session cookie set.
-pub async fn callback(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Response {
+pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
     let form_type = down
         .req_header()
         .headers
@@ -114,14 +113,14 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Res
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !form_type {
-        return Failure::BadRequest("expected a form post").answer(ctx.id, true, START);
+        return Failure::BadRequest("expected a form post").answer(true, START);
     }
     let form = match read_body(down, gw.max_callback_body)
         .await
         .and_then(|b| CallbackForm::parse(&b))
     {
         Ok(f) => f,
-        Err(f) => return f.answer(ctx.id, true, START),
+        Err(f) => return f.answer(true, START),
     };
     let now = gw.clock.now();
     let state = form.state.clone().unwrap_or_default();
@@ -154,11 +153,11 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream, ctx: &mut Ctx) -> Res
         )),
         (Some(_), _) => Err(Failure::BadRequest("Apple reported an error")),
         (None, Err(e)) => Err(Failure::Login(e)),
-        (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now, ctx)
+        (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now)
             .await
             .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
     };
-    let resp = result.unwrap_or_else(|f| f.answer(ctx.id, true, &again));
+    let resp = result.unwrap_or_else(|f| f.answer(true, &again));
     match clear {
         Some(c) => resp.cookie(c),
         None => resp,
@@ -173,7 +172,6 @@ async fn finish_sign_in(
     form: &CallbackForm,
     nonce: &str,
     now: u64,
-    ctx: &Ctx,
 ) -> Result<String, Failure> {
     let code = form
         .code
@@ -181,14 +179,14 @@ async fn finish_sign_in(
         .filter(|c| !c.is_empty() && c.len() <= 512)
         .ok_or(Failure::BadRequest("missing code"))?;
     if !gw.limits.admit_apple_call() {
-        tracing::warn!(request_id = ctx.id, "cap on token calls to Apple reached");
+        tracing::warn!("cap on token calls to Apple reached");
         return Err(Failure::RateLimited(RETRY_AFTER));
     }
     let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let mut identity = claims.identity(gw.session_cookie.new_proof(now));
     identity.name = form.user.as_deref().and_then(display_name);
     gw.policy.check(&identity)?;
-    tracing::info!(request_id = ctx.id, sub = %identity.sub, "signed in");
+    tracing::info!(sub = %identity.sub, "signed in");
     Ok(gw
         .session_cookie
         .set_cookie(&identity, now)

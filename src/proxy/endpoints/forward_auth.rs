@@ -24,7 +24,7 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
         Ok(Some(auth)) => auth,
         Ok(None) if gw.bearer_enabled => AuthMode::Bearer,
         Ok(None) => AuthMode::Required,
-        Err(f) => return f.answer(ctx.id, false, START),
+        Err(f) => return f.answer(false, START),
     };
     if auth == AuthMode::Public {
         return Response::empty(202);
@@ -37,7 +37,7 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
             }
             resp
         }
-        Err(f) => f.answer(ctx.id, false, START),
+        Err(f) => f.answer(false, START),
     }
 }
 

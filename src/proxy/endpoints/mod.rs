@@ -41,16 +41,15 @@ pub async fn serve(
     let method = &down.req_header().method;
     let is_get = method == http::Method::GET || method == http::Method::HEAD;
     let is_post = method == http::Method::POST;
-    let id = ctx.id;
-    let refuse = move |f: Failure, browser: bool| f.answer(id, browser, START);
+    let refuse = |f: Failure, browser: bool| f.answer(browser, START);
     match endpoint {
         Endpoint::Start if is_get => start::start(gw, down),
         Endpoint::Start => refuse(Failure::MethodNotAllowed("GET, HEAD"), true),
-        Endpoint::Callback if is_post => callback::callback(gw, down, ctx).await,
+        Endpoint::Callback if is_post => callback::callback(gw, down).await,
         Endpoint::Callback => refuse(Failure::MethodNotAllowed("POST"), true),
         Endpoint::SignOut if is_get || is_post => sign_out::sign_out(gw, down),
         Endpoint::SignOut => refuse(Failure::MethodNotAllowed("GET, HEAD, POST"), true),
-        Endpoint::UserInfo if is_get => userinfo::userinfo(gw, down, ctx).await,
+        Endpoint::UserInfo if is_get => userinfo::userinfo(gw, down).await,
         Endpoint::UserInfo => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),
         Endpoint::Auth => forward_auth::forward_auth(gw, down, ctx).await,
         Endpoint::Unknown => refuse(Failure::NotFound, true),

@@ -4,16 +4,15 @@ use pingora::proxy::Session as Downstream;
 use serde_json::json;
 
 use super::paths::START;
-use crate::proxy::ctx::Ctx;
 use crate::proxy::gateway::Gateway;
 use crate::proxy::respond::Response;
 
 /// The signed-in identity: the same decision as everywhere (bearer tokens
 /// only where a route takes them, and the policy).
-pub async fn userinfo(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Response {
+pub async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
     let caller = match gw.identify_admitted(down, gw.bearer_enabled).await {
         Ok(caller) => caller,
-        Err(f) => return f.answer(ctx.id, false, START),
+        Err(f) => return f.answer(false, START),
     };
     let id = &caller.identity;
     Response::json(
