@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppleError, Jwks};
+use crate::identity::email::is_relay_address;
 use crate::identity::{Identity, Proof};
-use crate::policy::is_relay_address;
 
 /// Tokens larger than this are refused unparsed (Apple's are about 1 KiB).
 const MAX_TOKEN_LEN: usize = 16 * 1024;

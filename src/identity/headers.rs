@@ -230,7 +230,7 @@ mod tests {
             email_verified: true,
             is_private_email: false,
             name: Some("José\r\nX-Evil: 1".into()),
-            proof: super::super::Proof::Bearer {
+            proof: crate::identity::Proof::Bearer {
                 issued_at: 0,
                 expires_at: 1,
             },

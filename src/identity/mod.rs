@@ -7,9 +7,13 @@
 //! the email (Apple lets a user switch the address off). The headers that
 //! carry it upstream are built once per identity ([`headers`]).
 //!
+//! Email addresses are read with one strict parser ([`email::Email`]),
+//! shared with the policy.
+//!
 //! This module is a leaf: it uses nothing else of the crate, so every
 //! layer may name an identity.
 
+pub mod email;
 pub mod headers;
 
 pub use headers::{strip, Headers};
