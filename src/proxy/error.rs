@@ -12,8 +12,7 @@ use serde_json::json;
 use super::respond::{escape, Response};
 use crate::apple::AppleError;
 use crate::policy::Denied;
-use crate::session::login_state::LoginError;
-use crate::session::SessionError;
+use crate::session::{LoginError, SessionError};
 
 /// Why a gateway endpoint or check refused a request.
 #[derive(Debug)]

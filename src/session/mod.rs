@@ -55,6 +55,39 @@ impl fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
+/// Why a callback's login state was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// No `state` field, or one we could not have issued.
+    BadState,
+    /// No login-state cookie for this state: it expired in the browser, was
+    /// never set, or the browser withheld it.
+    Missing,
+    /// The cookie did not open under our keys.
+    Invalid,
+    /// The round trip took longer than `session.login_timeout`.
+    Expired,
+    /// The form's state is not the cookie's.
+    Mismatch,
+    /// This login state was already used.
+    Replayed,
+}
+
+impl fmt::Display for LoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoginError::BadState => "callback without a valid state",
+            LoginError::Missing => "no login-state cookie for this state",
+            LoginError::Invalid => "login-state cookie does not open",
+            LoginError::Expired => "sign-in took too long",
+            LoginError::Mismatch => "state does not match the login-state cookie",
+            LoginError::Replayed => "login state already used",
+        })
+    }
+}
+
+impl std::error::Error for LoginError {}
+
 /// `n` random bytes as unpadded base64url: state, nonce and session ids.
 pub fn random_token(n: usize) -> String {
     use base64::Engine;
