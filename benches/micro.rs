@@ -19,11 +19,12 @@ use applegate::canonical;
 use applegate::clock::ManualClock;
 use applegate::config::{self, AuthMode, Upstream};
 use applegate::identity;
+use applegate::identity::{Identity, Proof};
 use applegate::kit;
 use applegate::proxy::route::{path_matches, Routes};
 use applegate::proxy::Gateway;
 use applegate::secret::Secret;
-use applegate::session::{find_cookie, Revocations, Session, SessionCookie};
+use applegate::session::{find_cookie, Revocations, SessionCookie};
 use criterion::Criterion;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -73,16 +74,18 @@ fn session_config() -> config::Session {
     }
 }
 
-fn session() -> Session {
-    Session {
-        id: "Yq3x9Q2mS0aL8wPz1cV7bA".into(),
+fn session() -> Identity {
+    Identity {
         sub: "001234.0123456789abcdef0123456789abcdef.0042".into(),
         email: Some("jane.appleseed@example.com".into()),
         email_verified: true,
         is_private_email: false,
         name: Some("Jane Appleseed".into()),
-        issued_at: 1_700_000_000,
-        expires_at: 1_700_604_800,
+        proof: Proof::Session {
+            id: "Yq3x9Q2mS0aL8wPz1cV7bA".into(),
+            issued_at: 1_700_000_000,
+            expires_at: 1_700_604_800,
+        },
     }
 }
 
@@ -93,7 +96,7 @@ fn cookie_header(value: &str) -> String {
 
 fn bench_session(c: &mut Criterion) {
     let sc = SessionCookie::new(&session_config());
-    let set = sc.set_cookie(&session(), 1_700_000_000);
+    let set = sc.set_cookie(&session(), 1_700_000_000).unwrap();
     let value = cookie::Cookie::parse(set).unwrap().value().to_string();
     let header = cookie_header(&value);
     let revoked = Revocations::in_memory();
@@ -145,8 +148,8 @@ fn bench_session(c: &mut Criterion) {
     });
     g.bench_function("naive", |b| {
         b.iter(|| {
-            let json = serde_json::json!({"id": s.id, "sub": s.sub, "email": s.email, "email_verified": s.email_verified,
-                "is_private_email": s.is_private_email, "name": s.name, "issued_at": s.issued_at, "expires_at": s.expires_at});
+            let json = serde_json::json!({"id": s.session_id(), "sub": s.sub, "email": s.email, "email_verified": s.email_verified,
+                "is_private_email": s.is_private_email, "name": s.name, "issued_at": s.issued_at(), "expires_at": s.expires_at()});
             let mut jar = cookie::CookieJar::new();
             jar.private_mut(&key).add(cookie::Cookie::build(("__Host-applegate", json.to_string())).path("/").secure(true).http_only(true));
             jar.delta().map(|c| c.to_string()).collect::<Vec<_>>()
@@ -205,7 +208,7 @@ fn bench_headers(c: &mut Criterion) {
     // the session) and per request strips the client's copies, then builds
     // the upstream request with them (no peer: no forwarding headers here).
     let mut ctx = applegate::proxy::ctx::Ctx::new(0);
-    ctx.identity = Some(std::sync::Arc::new(identity::Identity::new(s.clone())));
+    ctx.caller = Some(std::sync::Arc::new(identity::Caller::new(s.clone())));
     let trusted = applegate::proxy::forwarded::TrustedProxies::default();
     g.bench_function("applegate", |b| {
         b.iter_batched_ref(

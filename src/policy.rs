@@ -12,10 +12,12 @@ use std::collections::HashSet;
 use std::fmt;
 
 use crate::config;
-use crate::session::Session;
+use crate::identity::Identity;
 
-/// Apple's private relay domain.
-pub const PRIVATE_RELAY_DOMAIN: &str = "privaterelay.appleid.com";
+/// The one strict email parser every rule reads addresses with (it lives
+/// with the identity; config validation reads `[policy]` lists through
+/// this name).
+pub use crate::identity::email::Email;
 
 /// Why a user was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,68 +41,7 @@ impl fmt::Display for Denied {
     }
 }
 
-/// An email address, split once and strictly: every email rule reads it
-/// through here, so no two rules can disagree on what the domain is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Email<'a> {
-    local: &'a str,
-    /// Without the trailing dot of a fully qualified name.
-    domain: &'a str,
-}
-
-impl<'a> Email<'a> {
-    /// Exactly one `@` between a non-empty local part and a non-empty
-    /// domain, no whitespace or control character; one trailing dot of the
-    /// domain is dropped (`example.com.` is `example.com` in DNS). Why so
-    /// strict: `a@evil.com@example.com` read from the left is at
-    /// `evil.com`, from the right at `example.com`; a mail system and our
-    /// allow list may pick differently, so such a string matches no rule.
-    /// (RFC 5321 allows a quoted `@` in the local part; Apple issues no
-    /// such address, and refusing it is the safe side.)
-    pub fn parse(email: &'a str) -> Option<Self> {
-        let (local, domain) = email.split_once('@')?;
-        let domain = domain.strip_suffix('.').unwrap_or(domain);
-        let clean = !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        (clean && !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
-            .then_some(Email { local, domain })
-    }
-
-    /// The domain, as written, without its trailing dot.
-    pub fn domain(&self) -> &'a str {
-        self.domain
-    }
-
-    /// Whether the domain is `domain` (ASCII case-insensitive, as DNS is).
-    pub fn is_at(&self, domain: &str) -> bool {
-        self.domain.eq_ignore_ascii_case(domain)
-    }
-
-    /// Apple's private relay.
-    pub fn is_relay(&self) -> bool {
-        self.is_at(PRIVATE_RELAY_DOMAIN)
-    }
-
-    /// `local@domain` in lower case without the trailing dot: the form the
-    /// allow list holds. Borrowed when the address is already in it.
-    pub fn canonical(&self, original: &'a str) -> Cow<'a, str> {
-        let lower = !original.bytes().any(|b| b.is_ascii_uppercase());
-        if lower && original.len() == self.local.len() + 1 + self.domain.len() {
-            return Cow::Borrowed(original);
-        }
-        Cow::Owned(format!("{}@{}", self.local, self.domain).to_ascii_lowercase())
-    }
-}
-
-/// Whether `email` is a private relay address (for the callback, deciding
-/// `is_private_email` when Apple leaves it out). A malformed one is not.
-pub fn is_relay_address(email: &str) -> bool {
-    Email::parse(email).is_some_and(|e| e.is_relay())
-}
-
-/// Whether the user hides behind Apple's private relay.
-pub fn is_private_relay(s: &Session) -> bool {
-    s.is_private_email || s.email.as_deref().is_some_and(is_relay_address)
-}
+impl std::error::Error for Denied {}
 
 /// `s` in ASCII lower case, borrowed when it already is.
 fn lower(s: &str) -> Cow<'_, str> {
@@ -151,7 +92,7 @@ impl Policy {
     }
 
     /// Decides for a signed-in user.
-    pub fn check(&self, s: &Session) -> Result<(), Denied> {
+    pub fn check(&self, s: &Identity) -> Result<(), Denied> {
         // Runs on every request. An open policy allowing relays never reads
         // the email; otherwise nothing allocates unless an allow list is
         // consulted with an address not already in lower case.
@@ -204,16 +145,18 @@ mod tests {
         })
     }
 
-    fn user(sub: &str, email: &str, verified: bool, private: bool) -> Session {
-        Session {
-            id: "x".into(),
+    fn user(sub: &str, email: &str, verified: bool, private: bool) -> Identity {
+        Identity {
             sub: sub.into(),
             email: Some(email.into()),
             email_verified: verified,
             is_private_email: private,
             name: None,
-            issued_at: 0,
-            expires_at: 1,
+            proof: crate::identity::Proof::Session {
+                id: "x".into(),
+                issued_at: 0,
+                expires_at: 1,
+            },
         }
     }
 
@@ -261,25 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn emails_parse_strictly() {
-        let e = Email::parse("Jane@Example.com.").unwrap();
-        assert_eq!(e.domain(), "Example.com");
-        assert!(e.is_at("example.com"));
-        for bad in [
-            "a@evil.com@example.com",
-            "@example.com",
-            "a@",
-            "a@.",
-            "example.com",
-            "a b@example.com",
-            "a@example.com\n",
-            "",
-        ] {
-            assert_eq!(Email::parse(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
     fn two_at_signs_match_no_allow_list() {
         let forged = "a@evil.com@example.com";
         let p = policy(&["boss@example.com"], &["example.com"], true);
@@ -308,10 +232,6 @@ mod tests {
         let p = policy(&[], &["example.com."], true);
         assert_eq!(p.check(&user("9", "jane@example.com", true, false)), Ok(()));
 
-        assert!(is_relay_address("x@privaterelay.appleid.com."));
-        assert!(is_relay_address("x@PrivateRelay.AppleID.com"));
-        assert!(!is_relay_address("x@privaterelay.appleid.com@evil.com"));
-        assert!(!is_relay_address("x@evil.com@privaterelay.appleid.com"));
         let closed = policy(&[], &[], false);
         assert_eq!(
             closed.check(&user("9", "x@privaterelay.appleid.com.", true, false)),

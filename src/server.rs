@@ -19,6 +19,7 @@ use pingora::services::background::{background_service, BackgroundService};
 
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::proxy::error::Chain;
 use crate::proxy::Gateway;
 use crate::session::Revocations;
 
@@ -39,7 +40,7 @@ impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StartError::Revocations(e) => write!(f, "revocation.file: {e}"),
-            StartError::Apple(e) => write!(f, "{e}"),
+            StartError::Apple(e) => write!(f, "{}", Chain(e)),
             StartError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
             StartError::Listen(a, e) => write!(f, "server.listen: cannot listen on {a}: {e}"),
         }
@@ -69,7 +70,7 @@ impl BackgroundService for Upkeep {
                 _ = prune.tick() => self.revocations.prune(self.clock.now()),
                 _ = keys.tick() => {
                     if let Err(e) = self.apple.jwks.refresh().await {
-                        tracing::warn!(error = %e, "periodic refresh of Apple's keys failed; keeping the keys we have");
+                        tracing::warn!(error = %Chain(&e), "periodic refresh of Apple's keys failed; keeping the keys we have");
                     }
                 }
             }

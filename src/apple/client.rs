@@ -68,7 +68,7 @@ impl Client {
             .connect_timeout(apple.timeout.min(Duration::from_secs(5)))
             .user_agent(concat!("applegate/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| AppleError::Unreachable(format!("cannot build HTTP client: {e}")))?;
+            .map_err(|e| AppleError::unreachable("building the HTTP client".into(), e))?;
         let jwks = Jwks::new(
             format!("{}/auth/keys", apple.base_url),
             http.clone(),
@@ -135,15 +135,17 @@ impl Client {
             .form(&form)
             .send()
             .await
-            .map_err(|e| AppleError::Unreachable(format!("POST {url}: {}", without_url(&e))))?;
+            .map_err(|e| AppleError::unreachable(format!("POST {url}"), e))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| AppleError::Unreachable(format!("POST {url}: {}", without_url(&e))))?;
+            .map_err(|e| AppleError::unreachable(format!("POST {url}"), e))?;
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|e| AppleError::BadResponse(format!("token response: {e}")));
+            return serde_json::from_slice(&body).map_err(|source| AppleError::BadResponse {
+                what: "token response",
+                source,
+            });
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(ErrorBody {
@@ -154,9 +156,10 @@ impl Client {
                 "invalid_grant" => AppleError::InvalidGrant { description },
                 _ => AppleError::Rejected { error, description },
             }),
-            Err(_) => Err(AppleError::BadResponse(format!(
-                "token endpoint answered status {status}"
-            ))),
+            Err(_) => Err(AppleError::Status {
+                call: format!("POST {url}"),
+                status,
+            }),
         }
     }
 
@@ -210,19 +213,4 @@ impl Client {
         id_token::check_at_hash(&claims, tokens.access_token.expose())?;
         Ok((tokens, claims))
     }
-}
-
-/// reqwest errors print the URL; ours carry no secrets in URLs, but the
-/// message stays short without it.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(u) = e.url() {
-        s = s
-            .replace(&format!(" ({u})"), "")
-            .replace(u.as_str(), "<url>");
-    }
-    if e.is_timeout() {
-        s.push_str(" (timed out)");
-    }
-    s
 }

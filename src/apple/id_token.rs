@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{AppleError, Jwks};
+use crate::identity::email::is_relay_address;
+use crate::identity::{Identity, Proof};
 
 /// Tokens larger than this are refused unparsed (Apple's are about 1 KiB).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -48,6 +50,28 @@ pub struct IdToken {
     pub c_hash: Option<String>,
     #[serde(default)]
     pub transfer_sub: Option<String>,
+}
+
+impl IdToken {
+    /// The identity these verified claims vouch for, proven by `proof`:
+    /// the one conversion, for the callback and bearer tokens alike. An
+    /// email Apple did not mark verified is unverified. When Apple leaves
+    /// `is_private_email` out, a relay address still counts as private, so
+    /// the upstream is never told a relay address is a real one. The name
+    /// is not in the claims (Apple sends it unsigned, once); the caller may
+    /// add it for display.
+    pub fn identity(&self, proof: Proof) -> Identity {
+        let email = self.email.clone();
+        let relay = email.as_deref().is_some_and(is_relay_address);
+        Identity {
+            sub: self.sub.clone(),
+            email,
+            email_verified: self.email_verified.unwrap_or(false),
+            is_private_email: self.is_private_email.unwrap_or(relay),
+            name: None,
+            proof,
+        }
+    }
 }
 
 /// Apple sends booleans as `"true"`/`"false"` in older tokens and as JSON
@@ -174,5 +198,55 @@ pub fn check_at_hash(claims: &IdToken, access_token: &str) -> Result<(), AppleEr
             AppleError::InvalidToken("at_hash does not match the access token".into()),
         ),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(extra: serde_json::Value) -> IdToken {
+        let mut c = serde_json::json!({
+            "iss": "https://appleid.apple.com",
+            "aud": "com.example.web",
+            "sub": "001234.abc.0042",
+            "iat": 1000,
+            "exp": 2000,
+        });
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(c).unwrap()
+    }
+
+    #[test]
+    fn one_identity_from_claims_whatever_the_proof() {
+        let bearer = Proof::Bearer {
+            issued_at: 1000,
+            expires_at: 2000,
+        };
+        let id = claims(serde_json::json!({
+            "email": "x7k2@privaterelay.appleid.com",
+            "email_verified": "true",
+        }))
+        .identity(bearer.clone());
+        assert_eq!(id.sub, "001234.abc.0042");
+        assert!(id.email_verified);
+        assert!(
+            id.is_private_email,
+            "a relay address is private even when Apple leaves the flag out"
+        );
+        assert_eq!(id.name, None, "the name is never taken from claims");
+        assert_eq!(id.proof, bearer);
+
+        let id = claims(serde_json::json!({"email": "jane@example.com"})).identity(bearer.clone());
+        assert!(!id.email_verified, "unverified unless Apple says so");
+        assert!(!id.is_private_email);
+        let id = claims(serde_json::json!({
+            "email": "jane@example.com",
+            "is_private_email": true,
+        }))
+        .identity(bearer);
+        assert!(id.is_private_email, "Apple's flag counts as sent");
     }
 }

@@ -123,17 +123,17 @@ impl Jwks {
             .get(url)
             .send()
             .await
-            .map_err(|e| AppleError::Unreachable(format!("GET {url}: {e}")))?;
+            .map_err(|e| AppleError::unreachable(format!("GET {url}"), e))?;
         if !resp.status().is_success() {
-            return Err(AppleError::BadResponse(format!(
-                "GET {url}: status {}",
-                resp.status()
-            )));
+            return Err(AppleError::Status {
+                call: format!("GET {url}"),
+                status: resp.status(),
+            });
         }
         let body = resp
             .bytes()
             .await
-            .map_err(|e| AppleError::Unreachable(format!("GET {url}: {e}")))?;
+            .map_err(|e| AppleError::unreachable(format!("GET {url}"), e))?;
         let n = self.load(&body)?;
         tracing::info!(keys = n, "fetched Apple's signing keys");
         Ok(n)
@@ -141,8 +141,11 @@ impl Jwks {
 
     /// Adds the RS256 signing keys of a JWKS document; returns how many.
     fn load(&self, json: &[u8]) -> Result<usize, AppleError> {
-        let doc: Document = serde_json::from_slice(json)
-            .map_err(|e| AppleError::BadResponse(format!("keys document: {e}")))?;
+        let doc: Document =
+            serde_json::from_slice(json).map_err(|source| AppleError::BadResponse {
+                what: "keys document",
+                source,
+            })?;
         let mut n = 0;
         for jwk in doc.keys {
             let usable = jwk.kty == "RSA"

@@ -35,10 +35,23 @@ pub enum AppleError {
         error: String,
         description: Option<String>,
     },
-    /// Apple could not be reached or did not answer in time.
-    Unreachable(String),
-    /// Apple answered with something we could not parse.
-    BadResponse(String),
+    /// Apple could not be reached or did not answer in time: `call` says
+    /// which (`POST <url>`), `source` why (reqwest's error, without the URL).
+    Unreachable {
+        call: String,
+        source: reqwest::Error,
+    },
+    /// Apple answered `call` with an unexpected status.
+    Status {
+        call: String,
+        status: reqwest::StatusCode,
+    },
+    /// Apple answered with something we could not parse: `what` says
+    /// which answer, `source` how it failed to parse.
+    BadResponse {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     /// The id_token failed a check; the text says which (never the token).
     InvalidToken(String),
     /// The token names a key Apple does not publish (after one refetch).
@@ -62,8 +75,11 @@ impl fmt::Display for AppleError {
             AppleError::Rejected { error, description } => {
                 write!(f, "Apple answered {error}{}", desc(description))
             }
-            AppleError::Unreachable(e) => write!(f, "Apple could not be reached: {e}"),
-            AppleError::BadResponse(e) => write!(f, "Apple's answer could not be read: {e}"),
+            // The cause is the source, not repeated here: a log prints the
+            // whole chain (see `proxy::error::Chain`).
+            AppleError::Unreachable { call, .. } => write!(f, "Apple could not be reached: {call}"),
+            AppleError::Status { call, status } => write!(f, "Apple answered {call} with status {status}"),
+            AppleError::BadResponse { what, .. } => write!(f, "Apple's {what} could not be read"),
             AppleError::InvalidToken(e) => write!(f, "id_token refused: {e}"),
             AppleError::UnknownKey(kid) => write!(f, "id_token refused: no Apple key with kid {kid:?}"),
             AppleError::Signing(e) => write!(f, "cannot mint the client secret: {e}"),
@@ -71,4 +87,23 @@ impl fmt::Display for AppleError {
     }
 }
 
-impl std::error::Error for AppleError {}
+impl std::error::Error for AppleError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AppleError::Unreachable { source, .. } => Some(source),
+            AppleError::BadResponse { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl AppleError {
+    /// `call` failed in transport. reqwest's message names the URL, which
+    /// `call` already does; it is dropped so the chain says it once.
+    pub fn unreachable(call: String, source: reqwest::Error) -> Self {
+        AppleError::Unreachable {
+            call,
+            source: source.without_url(),
+        }
+    }
+}

@@ -37,7 +37,7 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Policy {
     // Parsed by the policy's own parser, so both sides compare alike.
     let mut allowed_emails = Vec::new();
     for e in lower(p.allowed_emails) {
-        match crate::policy::Email::parse(&e) {
+        match crate::identity::email::Email::parse(&e) {
             Some(m) => allowed_emails.push(m.canonical(&e).into_owned()),
             None => v.problem(
                 "policy.allowed_emails",

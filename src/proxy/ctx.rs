@@ -5,7 +5,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use super::target::Rewrite;
-use crate::identity::Identity;
+use crate::identity::Caller;
 
 /// What the gateway decided, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,12 +56,16 @@ pub struct Ctx {
     /// Index into the routes of the matched route.
     pub route: Option<usize>,
     /// Who makes an authenticated request, for header injection.
-    pub identity: Option<Arc<Identity>>,
+    pub caller: Option<Arc<Caller>>,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
     /// The peer's address (the client, or a trusted proxy in front).
     pub peer: Option<std::net::IpAddr>,
+    /// The request's span: every phase runs in it, so every log line of
+    /// the request carries its id. Only the number is recorded (no
+    /// formatting of our own, and never a path, cookie or token).
+    pub span: tracing::Span,
 }
 
 impl Ctx {
@@ -71,10 +75,11 @@ impl Ctx {
             id,
             started: Instant::now(),
             route: None,
-            identity: None,
+            caller: None,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,
+            span: tracing::info_span!("request", id),
         }
     }
 }

@@ -1,15 +1,18 @@
-//! Domain errors ▶ HTTP status, in one place.
+//! Why a request is refused, and the one place that turns it into a
+//! response: the status, a page for a browser or JSON for an API client.
 //!
 //! Clients get a short, generic message; the log gets the cause (never a
 //! secret, code, token or cookie). Operator mistakes (`invalid_client`) are
 //! logged at error level with the likely causes.
+
+use std::fmt;
 
 use serde_json::json;
 
 use super::respond::{escape, Response};
 use crate::apple::AppleError;
 use crate::policy::Denied;
-use crate::session::login_state::LoginError;
+use crate::session::{LoginError, SessionError};
 
 /// Why a gateway endpoint or check refused a request.
 #[derive(Debug)]
@@ -20,6 +23,11 @@ pub enum Failure {
     Apple(AppleError),
     /// The policy refused the user.
     Denied(Denied),
+    /// No identity: no usable session cookie (or the bearer token's
+    /// subject was revoked).
+    NoSession(SessionError),
+    /// A bearer token that did not verify.
+    BadToken(AppleError),
     /// The request was malformed; the text says how.
     BadRequest(&'static str),
     /// The body exceeded its cap.
@@ -45,6 +53,7 @@ impl Failure {
             Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => 401,
             Failure::Apple(_) => 502,
             Failure::Denied(_) => 403,
+            Failure::NoSession(_) | Failure::BadToken(_) => 401,
             Failure::TooLarge => 413,
             Failure::MethodNotAllowed(_) => 405,
             Failure::NotFound => 404,
@@ -54,26 +63,46 @@ impl Failure {
         }
     }
 
-    /// Logs the cause at the level it deserves.
-    pub fn log(&self, request_id: u64) {
+    /// Logs the cause, with its whole chain, at the level it deserves.
+    /// The request's span carries the request id.
+    pub fn log(&self) {
         match self {
             Failure::Apple(e @ AppleError::InvalidClient { .. }) => {
-                tracing::error!(request_id, error = %e, "sign-in failed: Apple rejected the gateway's credentials");
+                tracing::error!(error = %Chain(e), "sign-in failed: Apple rejected the gateway's credentials");
             }
             Failure::Apple(
-                e @ (AppleError::Unreachable(_)
-                | AppleError::BadResponse(_)
+                e @ (AppleError::Unreachable { .. }
+                | AppleError::Status { .. }
+                | AppleError::BadResponse { .. }
                 | AppleError::Signing(_)),
             ) => {
-                tracing::error!(request_id, error = %e, "sign-in failed");
+                tracing::error!(error = %Chain(e), "sign-in failed");
             }
-            Failure::Apple(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
-            Failure::Login(e) => tracing::warn!(request_id, error = %e, "sign-in refused"),
-            Failure::Denied(e) => {
-                tracing::info!(request_id, reason = %e, "access denied by policy")
-            }
-            other => tracing::debug!(request_id, error = ?other, "request refused"),
+            Failure::Apple(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
+            Failure::Login(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
+            Failure::Denied(e) => tracing::info!(reason = %e, "access denied by policy"),
+            other => tracing::debug!(error = %Chain(other), "request refused"),
         }
+    }
+
+    /// Whether a browser should be sent to sign in rather than shown this.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, Failure::NoSession(_) | Failure::BadToken(_))
+    }
+
+    /// The answer: a page for a browser (`start_again` is where signing in
+    /// again begins), JSON for an API client.
+    pub fn respond(&self, browser: bool, start_again: &str) -> Response {
+        match browser {
+            true => self.page(start_again),
+            false => self.json(),
+        }
+    }
+
+    /// [`Self::log`], then [`Self::respond`].
+    pub fn answer(&self, browser: bool, start_again: &str) -> Response {
+        self.log();
+        self.respond(browser, start_again)
     }
 
     /// A page for a browser, with a way to start again where that helps.
@@ -101,6 +130,11 @@ impl Failure {
             Failure::Apple(_) => (
                 "Apple is not answering",
                 "Sign in with Apple could not be reached. Please try again in a moment.",
+                true,
+            ),
+            Failure::NoSession(_) | Failure::BadToken(_) => (
+                "Sign-in required",
+                "Please sign in to continue.",
                 true,
             ),
             Failure::Denied(_) => (
@@ -149,8 +183,62 @@ impl Failure {
         match self {
             Failure::MethodNotAllowed(allow) => r.header("Allow", *allow),
             Failure::RateLimited(secs) => r.header("Retry-After", secs.to_string()),
+            // RFC 6750 §3: the challenge; `invalid_token` for a bad token.
+            Failure::NoSession(_) => r.header("WWW-Authenticate", "Bearer realm=\"applegate\""),
+            Failure::BadToken(_) => r.header(
+                "WWW-Authenticate",
+                "Bearer realm=\"applegate\", error=\"invalid_token\"",
+            ),
             _ => r,
         }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // What was refused; the why is the source.
+        match self {
+            Failure::Login(_) => f.write_str("sign-in round trip refused"),
+            Failure::Apple(_) => f.write_str("sign-in with Apple failed"),
+            Failure::Denied(_) => f.write_str("access denied by policy"),
+            Failure::NoSession(_) => f.write_str("no identity"),
+            Failure::BadToken(_) => f.write_str("bearer token refused"),
+            Failure::BadRequest(why) => write!(f, "bad request: {why}"),
+            Failure::TooLarge => f.write_str("body too large"),
+            Failure::MethodNotAllowed(allow) => write!(f, "method not allowed (allow: {allow})"),
+            Failure::NotFound => f.write_str("not found"),
+            Failure::HeadTooLarge => f.write_str("too many header fields"),
+            Failure::RateLimited(_) => f.write_str("rate limited"),
+            Failure::Proxy(code) => write!(f, "proxying failed with status {code}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Login(e) => Some(e),
+            Failure::Apple(e) | Failure::BadToken(e) => Some(e),
+            Failure::Denied(e) => Some(e),
+            Failure::NoSession(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// An error and its causes, each after a `: `: what the log gets, since
+/// an error's own message leaves its cause to [`std::error::Error::source`].
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
     }
 }
 

@@ -21,7 +21,7 @@ use pingora::http::RequestHeader;
 
 use super::ctx::Ctx;
 use super::forwarded::{self, Hop, TrustedProxies};
-use crate::identity;
+use crate::session;
 
 /// Room for what [`prepare`] adds: six forwarding headers, seven identity
 /// headers, `Host` and `Cookie`.
@@ -71,9 +71,9 @@ fn build(
         };
         forwarded::apply(headers, &hop)?;
     }
-    identity::strip_cookies(headers, is_own_cookie);
-    if let Some(id) = &ctx.identity {
-        id.inject(headers);
+    session::strip_cookies(headers, is_own_cookie);
+    if let Some(caller) = &ctx.caller {
+        caller.headers.inject(headers);
     }
     Ok(())
 }

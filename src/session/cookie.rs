@@ -4,11 +4,14 @@
 //! session id), sealed with AES-256-GCM under the first configured key and
 //! opened with any of them, so keys rotate without signing everyone out.
 
+use std::borrow::Cow;
+
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::SessionError;
 use crate::config;
+use crate::identity::{Identity, Proof};
 use crate::secret::Secret;
 
 /// Seals and opens values under the configured keys.
@@ -49,29 +52,68 @@ impl Sealer {
     }
 }
 
-/// A signed-in user's session, as sealed in the cookie. Short field names
-/// keep the cookie small.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Session {
+/// A session as sealed in the cookie: an [`Identity`] proven by a session
+/// ([`Proof::Session`]). Short field names keep the cookie small; the
+/// names are the cookie format, so they do not change.
+#[derive(Serialize, Deserialize)]
+struct Sealed<'a> {
     /// Random session id, what sign-out revokes.
     #[serde(rename = "i")]
-    pub id: String,
-    /// Apple's `sub`: the identity.
+    id: Cow<'a, str>,
     #[serde(rename = "s")]
-    pub sub: String,
+    sub: Cow<'a, str>,
     #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    email: Option<Cow<'a, str>>,
     #[serde(rename = "v")]
-    pub email_verified: bool,
+    email_verified: bool,
     #[serde(rename = "p")]
-    pub is_private_email: bool,
-    /// Display name from the first-consent `user` field (unsigned, display only).
+    is_private_email: bool,
     #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    name: Option<Cow<'a, str>>,
     #[serde(rename = "t")]
-    pub issued_at: u64,
+    issued_at: u64,
     #[serde(rename = "x")]
-    pub expires_at: u64,
+    expires_at: u64,
+}
+
+impl<'a> Sealed<'a> {
+    /// The sealed form of `id`; `None` unless a session proves it.
+    fn of(id: &'a Identity) -> Option<Self> {
+        let Proof::Session {
+            id: session,
+            issued_at,
+            expires_at,
+        } = &id.proof
+        else {
+            return None;
+        };
+        Some(Sealed {
+            id: Cow::Borrowed(session),
+            sub: Cow::Borrowed(&id.sub),
+            email: id.email.as_deref().map(Cow::Borrowed),
+            email_verified: id.email_verified,
+            is_private_email: id.is_private_email,
+            name: id.name.as_deref().map(Cow::Borrowed),
+            issued_at: *issued_at,
+            expires_at: *expires_at,
+        })
+    }
+
+    /// The identity a sealed session proves.
+    fn into_identity(self) -> Identity {
+        Identity {
+            sub: self.sub.into_owned(),
+            email: self.email.map(Cow::into_owned),
+            email_verified: self.email_verified,
+            is_private_email: self.is_private_email,
+            name: self.name.map(Cow::into_owned),
+            proof: Proof::Session {
+                id: self.id.into_owned(),
+                issued_at: self.issued_at,
+                expires_at: self.expires_at,
+            },
+        }
+    }
 }
 
 /// The session cookie's name, attributes and keys.
@@ -111,23 +153,36 @@ impl SessionCookie {
         self.lifetime
     }
 
-    /// Opens a cookie value and checks its expiry at `now`.
-    pub fn open(&self, value: &str, now: u64) -> Result<Session, SessionError> {
-        let s: Session = self
-            .sealer
-            .open(&self.name, value)
-            .ok_or(SessionError::Invalid)?;
-        if now >= s.expires_at {
-            return Err(SessionError::Expired);
+    /// A fresh session proof issued at `now`: a random id, and the
+    /// configured lifetime.
+    pub fn new_proof(&self, now: u64) -> Proof {
+        Proof::Session {
+            id: super::random_token(16),
+            issued_at: now,
+            expires_at: now + self.lifetime,
         }
-        Ok(s)
     }
 
-    /// The `Set-Cookie` value that stores `session`.
-    pub fn set_cookie(&self, session: &Session, now: u64) -> String {
-        let value = self.sealer.seal(&self.name, session);
-        let max_age = session.expires_at.saturating_sub(now) as i64;
-        self.cookie(value, max_age)
+    /// Opens a cookie value into the identity it proves and checks its
+    /// expiry at `now`.
+    pub fn open(&self, value: &str, now: u64) -> Result<Identity, SessionError> {
+        let id = self
+            .sealer
+            .open::<Sealed<'static>>(&self.name, value)
+            .ok_or(SessionError::Invalid)?
+            .into_identity();
+        if now >= id.expires_at() {
+            return Err(SessionError::Expired);
+        }
+        Ok(id)
+    }
+
+    /// The `Set-Cookie` value that stores a session-proven `identity`;
+    /// `None` for any other proof (a bearer token never becomes a cookie).
+    pub fn set_cookie(&self, identity: &Identity, now: u64) -> Option<String> {
+        let value = self.sealer.seal(&self.name, &Sealed::of(identity)?);
+        let max_age = identity.expires_at().saturating_sub(now) as i64;
+        Some(self.cookie(value, max_age))
     }
 
     /// The `Set-Cookie` value that deletes the session cookie.
@@ -166,16 +221,18 @@ mod tests {
         }
     }
 
-    fn session() -> Session {
-        Session {
-            id: "sid".into(),
+    fn session() -> Identity {
+        Identity {
             sub: "001234.abc.0001".into(),
             email: Some("a@example.com".into()),
             email_verified: true,
             is_private_email: false,
             name: Some("Jane Appleseed".into()),
-            issued_at: 1000,
-            expires_at: 4600,
+            proof: Proof::Session {
+                id: "sid".into(),
+                issued_at: 1000,
+                expires_at: 4600,
+            },
         }
     }
 
@@ -192,7 +249,7 @@ mod tests {
     #[test]
     fn seals_and_opens() {
         let c = SessionCookie::new(&cfg(A));
-        let v = value_of(&c.set_cookie(&session(), 1000));
+        let v = value_of(&c.set_cookie(&session(), 1000).unwrap());
         assert_eq!(c.open(&v, 1001), Ok(session()));
         assert_eq!(c.open(&v, 4600), Err(SessionError::Expired));
     }
@@ -200,7 +257,7 @@ mod tests {
     #[test]
     fn tampered_or_foreign_cookies_do_not_open() {
         let c = SessionCookie::new(&cfg(A));
-        let v = value_of(&c.set_cookie(&session(), 1000));
+        let v = value_of(&c.set_cookie(&session(), 1000).unwrap());
         let mut bytes = v.clone().into_bytes();
         bytes[20] = if bytes[20] == b'A' { b'B' } else { b'A' };
         assert_eq!(
@@ -218,7 +275,7 @@ mod tests {
     #[test]
     fn rotation_opens_old_cookies_and_seals_with_the_first_key() {
         let old = SessionCookie::new(&cfg(A));
-        let v = value_of(&old.set_cookie(&session(), 1000));
+        let v = value_of(&old.set_cookie(&session(), 1000).unwrap());
         let mut rotated = cfg(B);
         rotated.keys = Secret::new(vec![
             Key::derive_from(B.as_bytes()),
@@ -226,7 +283,7 @@ mod tests {
         ]);
         let rotated = SessionCookie::new(&rotated);
         assert_eq!(rotated.open(&v, 1001), Ok(session()));
-        let fresh = value_of(&rotated.set_cookie(&session(), 1000));
+        let fresh = value_of(&rotated.set_cookie(&session(), 1000).unwrap());
         assert_eq!(
             SessionCookie::new(&cfg(B)).open(&fresh, 1001),
             Ok(session())
@@ -237,7 +294,7 @@ mod tests {
     #[test]
     fn cookie_attributes() {
         let c = SessionCookie::new(&cfg(A));
-        let s = c.set_cookie(&session(), 1000);
+        let s = c.set_cookie(&session(), 1000).unwrap();
         assert!(s.starts_with("__Host-applegate="));
         for attr in [
             "HttpOnly",

@@ -17,13 +17,11 @@
 //! also lets `/oauth2/start` see the login states in flight, which the cap
 //! ([`MAX_IN_FLIGHT`]) needs.
 
-use std::fmt;
-
 use cookie::{Cookie, SameSite};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use super::{cookie_pairs, random_token, Sealer};
+use super::{cookie_pairs, random_token, LoginError, Sealer};
 use crate::config;
 
 /// State characters that name the cookie.
@@ -55,39 +53,6 @@ pub struct LoginState {
     #[serde(rename = "t")]
     pub created_at: u64,
 }
-
-/// Why a callback's login state was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LoginError {
-    /// No `state` field, or one we could not have issued.
-    BadState,
-    /// No login-state cookie for this state: it expired in the browser, was
-    /// never set, or the browser withheld it.
-    Missing,
-    /// The cookie did not open under our keys.
-    Invalid,
-    /// The round trip took longer than `session.login_timeout`.
-    Expired,
-    /// The form's state is not the cookie's.
-    Mismatch,
-    /// This login state was already used.
-    Replayed,
-}
-
-impl fmt::Display for LoginError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LoginError::BadState => "callback without a valid state",
-            LoginError::Missing => "no login-state cookie for this state",
-            LoginError::Invalid => "login-state cookie does not open",
-            LoginError::Expired => "sign-in took too long",
-            LoginError::Mismatch => "state does not match the login-state cookie",
-            LoginError::Replayed => "login state already used",
-        })
-    }
-}
-
-impl std::error::Error for LoginError {}
 
 /// Issues and checks login-state cookies.
 pub struct LoginCookie {

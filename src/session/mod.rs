@@ -5,15 +5,21 @@
 //! when, sealed with AES-256-GCM (the `cookie` crate's private jar, with the
 //! cookie name as associated data so one sealed cookie cannot stand in for
 //! another). The server keeps no session store, only the set of revoked
-//! sessions.
+//! sessions, and a cache of cookies already opened ([`Cache`]). The one
+//! `Cookie` header parser is here ([`cookie_pairs`]): whatever reads or
+//! removes a cookie reads it the same way.
 
+pub mod cache;
 pub mod cookie;
 pub mod login_state;
 pub mod revocation;
 
 use std::fmt;
 
-pub use self::cookie::{Sealer, Session, SessionCookie};
+use http::{HeaderMap, HeaderValue};
+
+pub use self::cookie::{Sealer, SessionCookie};
+pub use cache::Cache;
 pub use login_state::{LoginCookie, LoginState};
 pub use revocation::Revocations;
 
@@ -48,6 +54,39 @@ impl fmt::Display for SessionError {
 }
 
 impl std::error::Error for SessionError {}
+
+/// Why a callback's login state was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// No `state` field, or one we could not have issued.
+    BadState,
+    /// No login-state cookie for this state: it expired in the browser, was
+    /// never set, or the browser withheld it.
+    Missing,
+    /// The cookie did not open under our keys.
+    Invalid,
+    /// The round trip took longer than `session.login_timeout`.
+    Expired,
+    /// The form's state is not the cookie's.
+    Mismatch,
+    /// This login state was already used.
+    Replayed,
+}
+
+impl fmt::Display for LoginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LoginError::BadState => "callback without a valid state",
+            LoginError::Missing => "no login-state cookie for this state",
+            LoginError::Invalid => "login-state cookie does not open",
+            LoginError::Expired => "sign-in took too long",
+            LoginError::Mismatch => "state does not match the login-state cookie",
+            LoginError::Replayed => "login state already used",
+        })
+    }
+}
+
+impl std::error::Error for LoginError {}
 
 /// `n` random bytes as unpadded base64url: state, nonce and session ids.
 pub fn random_token(n: usize) -> String {
@@ -158,6 +197,34 @@ pub fn find_only_cookie<'a>(
     Ok(found)
 }
 
+/// Removes the gateway's own cookies from the `Cookie` header so the
+/// upstream never sees the session. Read with the one cookie parser
+/// ([`cookie_pairs`]), so what counts as ours here is what the gateway
+/// reads as ours.
+pub fn strip_cookies(headers: &mut HeaderMap, is_ours: impl Fn(&str) -> bool) {
+    let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(&is_ours);
+    let values = || {
+        headers
+            .get_all(http::header::COOKIE)
+            .into_iter()
+            .map(|v| v.as_bytes())
+    };
+    if !cookie_pairs(values()).any(|(n, _)| ours(n)) {
+        return;
+    }
+    let kept: Vec<Vec<u8>> = cookie_pairs(values())
+        .filter(|(n, _)| !ours(n))
+        .map(|(n, v)| [n, b"=", v].concat())
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if !kept.is_empty() {
+        let joined = kept.join(&b"; "[..]);
+        if let Ok(v) = HeaderValue::from_bytes(&joined) {
+            headers.insert(http::header::COOKIE, v);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +282,24 @@ mod tests {
         let a = random_token(16);
         assert_eq!(a.len(), 22);
         assert_ne!(a, random_token(16));
+    }
+
+    #[test]
+    fn own_cookies_are_not_forwarded() {
+        let cookies = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.append(http::header::COOKIE, HeaderValue::from_static(v));
+            h
+        };
+        let mut req = cookies("a=1; applegate=secret; b=2");
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert_eq!(req.get("cookie").unwrap(), "a=1; b=2");
+        let mut req = cookies("applegate=secret");
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert!(req.get("cookie").is_none());
+        // As the gateway reads cookies: a padded name is the same cookie.
+        let mut req = cookies("a=1; applegate =secret");
+        strip_cookies(&mut req, |n| n == "applegate");
+        assert_eq!(req.get("cookie").unwrap(), "a=1");
     }
 }

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use super::Session;
+use crate::identity::Identity;
 
 /// Revoked sessions and subjects.
 #[derive(Default)]
@@ -183,21 +183,20 @@ impl Revocations {
         self.append(&format!("sub {sub} {at}\n"));
     }
 
-    /// Whether `session` was revoked.
-    pub fn is_revoked(&self, session: &Session) -> bool {
-        let by_id = self
-            .sessions
-            .read()
-            .map(|s| s.contains_key(&session.id))
-            .unwrap_or(true);
-        by_id
+    /// Whether `id`'s proof was revoked: its session signed out, or its
+    /// `sub` revoked since the proof was issued (a bearer token too).
+    pub fn is_revoked(&self, id: &Identity) -> bool {
+        let by_session = id.session_id().is_some_and(|sid| {
+            self.sessions
+                .read()
+                .map(|s| s.contains_key(sid))
+                .unwrap_or(true)
+        });
+        by_session
             || self
                 .subs
                 .read()
-                .map(|s| {
-                    s.get(&session.sub)
-                        .is_some_and(|at| session.issued_at <= *at)
-                })
+                .map(|s| s.get(&id.sub).is_some_and(|at| id.issued_at() <= *at))
                 .unwrap_or(true)
     }
 
@@ -240,16 +239,18 @@ fn temp_path(path: &Path) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn session(id: &str, sub: &str, issued_at: u64) -> Session {
-        Session {
-            id: id.into(),
+    fn session(id: &str, sub: &str, issued_at: u64) -> Identity {
+        Identity {
             sub: sub.into(),
             email: None,
             email_verified: false,
             is_private_email: false,
             name: None,
-            issued_at,
-            expires_at: issued_at + 100,
+            proof: crate::identity::Proof::Session {
+                id: id.into(),
+                issued_at,
+                expires_at: issued_at + 100,
+            },
         }
     }
 

@@ -1,5 +1,5 @@
 //! Identity headers: the ones clients must never set, and the ones the
-//! gateway sets for the upstream.
+//! gateway sets for the upstream, built once per identity.
 //!
 //! Names follow oauth2-proxy so existing apps work unchanged. Every
 //! client-sent copy is removed first, whatever its case and whether it is
@@ -11,7 +11,7 @@
 use http::{HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 
-use crate::session::{cookie_pairs, Session};
+use super::Identity;
 
 /// `X-Auth-Request-User`: Apple's `sub`.
 pub const USER: &str = "X-Auth-Request-User";
@@ -119,26 +119,22 @@ fn flag(b: bool) -> HeaderValue {
     HeaderValue::from_static(if b { "true" } else { "false" })
 }
 
-/// Calls `f` with each identity header for `s`, name and value.
-pub fn each<E>(
-    s: &Session,
-    mut f: impl FnMut(&'static str, HeaderValue) -> Result<(), E>,
-) -> Result<(), E> {
-    let sub = value(&s.sub);
-    f(USER, sub.clone())?;
-    f(FORWARDED_USER, sub)?;
-    if let Some(email) = &s.email {
+/// Calls `f` with each identity header for `id`, name and value.
+fn each(id: &Identity, mut f: impl FnMut(&'static str, HeaderValue)) {
+    let sub = value(&id.sub);
+    f(USER, sub.clone());
+    f(FORWARDED_USER, sub);
+    if let Some(email) = &id.email {
         let email = value(email);
-        f(EMAIL, email.clone())?;
-        f(FORWARDED_EMAIL, email)?;
+        f(EMAIL, email.clone());
+        f(FORWARDED_EMAIL, email);
     }
-    f(EMAIL_VERIFIED, flag(s.email_verified))?;
-    f(PRIVATE_EMAIL, flag(s.is_private_email))?;
-    if let Some(name) = &s.name {
+    f(EMAIL_VERIFIED, flag(id.email_verified));
+    f(PRIVATE_EMAIL, flag(id.is_private_email));
+    if let Some(name) = &id.name {
         let encoded: String = percent_encoding::utf8_percent_encode(name, NAME_ENCODE).to_string();
-        f(NAME, value(&encoded))?;
+        f(NAME, value(&encoded));
     }
-    Ok(())
 }
 
 /// One identity header, built once per identity.
@@ -151,35 +147,31 @@ pub struct Header {
     pub value: HeaderValue,
 }
 
-/// Who makes a request, with the header values to send built once.
+/// An identity's headers, built once.
 #[derive(Debug)]
-pub struct Identity {
-    pub session: Session,
-    headers: Vec<Header>,
-}
+pub struct Headers(Vec<Header>);
 
-impl Identity {
-    /// The identity of `session`.
-    pub fn new(session: Session) -> Self {
+impl Headers {
+    /// The headers that carry `id`.
+    pub fn of(id: &Identity) -> Self {
         let mut headers = Vec::with_capacity(KEYS.len());
-        let Ok(()) = each::<std::convert::Infallible>(&session, |title, value| {
+        each(id, |title, value| {
             if let Some((_, key)) = KEYS.into_iter().find(|(t, _)| *t == title) {
                 headers.push(Header { title, key, value });
             }
-            Ok(())
         });
-        Identity { session, headers }
+        Headers(headers)
     }
 
-    /// The identity headers.
-    pub fn headers(&self) -> &[Header] {
-        &self.headers
+    /// Each header, in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = &Header> {
+        self.0.iter()
     }
 
-    /// Sets the identity headers on the upstream request's map (cloning a
-    /// static name or a `HeaderValue` only bumps a reference count, if that).
+    /// Sets the headers on the upstream request's map (cloning a static
+    /// name or a `HeaderValue` only bumps a reference count, if that).
     pub fn inject(&self, headers: &mut HeaderMap) {
-        for h in &self.headers {
+        for h in &self.0 {
             headers.insert(h.key.clone(), h.value.clone());
         }
     }
@@ -187,34 +179,6 @@ impl Identity {
 
 /// Bytes percent-encoded in the name header: controls, non-ASCII, and `%`.
 const NAME_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b'%');
-
-/// Removes the gateway's own cookies from the `Cookie` header so the
-/// upstream never sees the session. Read with the one cookie parser
-/// ([`cookie_pairs`]), so what counts as ours here is what the gateway
-/// reads as ours.
-pub fn strip_cookies(headers: &mut HeaderMap, is_ours: impl Fn(&str) -> bool) {
-    let ours = |name: &[u8]| std::str::from_utf8(name).is_ok_and(&is_ours);
-    let values = || {
-        headers
-            .get_all(http::header::COOKIE)
-            .into_iter()
-            .map(|v| v.as_bytes())
-    };
-    if !cookie_pairs(values()).any(|(n, _)| ours(n)) {
-        return;
-    }
-    let kept: Vec<Vec<u8>> = cookie_pairs(values())
-        .filter(|(n, _)| !ours(n))
-        .map(|(n, v)| [n, b"=", v].concat())
-        .collect();
-    headers.remove(http::header::COOKIE);
-    if !kept.is_empty() {
-        let joined = kept.join(&b"; "[..]);
-        if let Ok(v) = HeaderValue::from_bytes(&joined) {
-            headers.insert(http::header::COOKIE, v);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -260,43 +224,25 @@ mod tests {
     #[test]
     fn names_are_encoded_safely() {
         let mut req = HeaderMap::new();
-        let s = Session {
-            id: "i".into(),
+        let id = Identity {
             sub: "001.abc.1".into(),
             email: Some("a@b.c".into()),
             email_verified: true,
             is_private_email: false,
             name: Some("José\r\nX-Evil: 1".into()),
-            issued_at: 0,
-            expires_at: 1,
+            proof: crate::identity::Proof::Bearer {
+                issued_at: 0,
+                expires_at: 1,
+            },
         };
-        let id = Identity::new(s);
-        assert_eq!(id.headers().len(), 7, "every header has its key");
-        id.inject(&mut req);
+        let headers = Headers::of(&id);
+        assert_eq!(headers.iter().count(), 7, "every header has its key");
+        headers.inject(&mut req);
         assert_eq!(req.get(NAME).unwrap(), "Jos%C3%A9%0D%0AX-Evil: 1");
         assert_eq!(req.get(USER).unwrap(), "001.abc.1");
         assert_eq!(req.get(FORWARDED_USER).unwrap(), "001.abc.1");
         assert_eq!(req.get(EMAIL).unwrap(), "a@b.c");
         assert_eq!(req.get(EMAIL_VERIFIED).unwrap(), "true");
         assert_eq!(req.get(PRIVATE_EMAIL).unwrap(), "false");
-    }
-
-    #[test]
-    fn own_cookies_are_not_forwarded() {
-        let cookies = |v: &'static str| {
-            let mut h = HeaderMap::new();
-            h.append(http::header::COOKIE, HeaderValue::from_static(v));
-            h
-        };
-        let mut req = cookies("a=1; applegate=secret; b=2");
-        strip_cookies(&mut req, |n| n == "applegate");
-        assert_eq!(req.get("cookie").unwrap(), "a=1; b=2");
-        let mut req = cookies("applegate=secret");
-        strip_cookies(&mut req, |n| n == "applegate");
-        assert!(req.get("cookie").is_none());
-        // As the gateway reads cookies: a padded name is the same cookie.
-        let mut req = cookies("a=1; applegate =secret");
-        strip_cookies(&mut req, |n| n == "applegate");
-        assert_eq!(req.get("cookie").unwrap(), "a=1");
     }
 }

@@ -1,0 +1,217 @@
+//! `POST /oauth2/callback`: Apple's `form_post`, where a sign-in ends.
+//!
+//! Apple posts `code`, `state`, maybe `user` (first consent only) or
+//! `error`. The state must match the login-state cookie set at start; the
+//! code is exchanged with Apple and the id_token from that exchange (over
+//! TLS, straight from Apple) is the one verified.
+
+use pingora::proxy::Session as Downstream;
+use serde::Deserialize;
+
+use super::paths::START;
+use crate::proxy::error::Failure;
+use crate::proxy::gateway::{cookie_headers, Gateway};
+use crate::proxy::rate_limit::RETRY_AFTER;
+use crate::proxy::respond::{escape, Response};
+use crate::session::find_only_cookie;
+
+/// The fields Apple posts to the callback.
+#[derive(Default)]
+struct CallbackForm {
+    code: Option<String>,
+    state: Option<String>,
+    user: Option<String>,
+    error: Option<String>,
+}
+
+impl CallbackForm {
+    /// Parses the body; a repeated field is refused, so no parameter
+    /// pollution can pick which copy we read.
+    fn parse(body: &[u8]) -> Result<Self, Failure> {
+        let mut f = CallbackForm::default();
+        for (k, v) in form_urlencoded::parse(body) {
+            let slot = match k.as_ref() {
+                "code" => &mut f.code,
+                "state" => &mut f.state,
+                "user" => &mut f.user,
+                "error" => &mut f.error,
+                // id_token is ignored: the one from the code exchange comes
+                // straight from Apple over TLS and is the one we verify.
+                _ => continue,
+            };
+            if slot.replace(v.into_owned()).is_some() {
+                return Err(Failure::BadRequest("repeated callback field"));
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// The first-consent `user` field: `{"name":{"firstName","lastName"},"email"}`.
+/// Unsigned, so used for display only, never for identity.
+fn display_name(user_json: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Name {
+        first_name: Option<String>,
+        last_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct User {
+        name: Option<Name>,
+    }
+    let user: User = serde_json::from_str(user_json).ok()?;
+    let name = user.name?;
+    let full = [name.first_name, name.last_name]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let full: String = full.chars().filter(|c| !c.is_control()).take(200).collect();
+    (!full.is_empty()).then_some(full)
+}
+
+async fn read_body(down: &mut Downstream, cap: usize) -> Result<Vec<u8>, Failure> {
+    if let Some(len) = down
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+    {
+        if len > cap {
+            return Err(Failure::TooLarge);
+        }
+    }
+    let mut body = Vec::new();
+    loop {
+        match down.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > cap {
+                    return Err(Failure::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(_) => return Err(Failure::BadRequest("unreadable body")),
+        }
+    }
+}
+
+/// Finishes a sign-in: Apple's `form_post` checked against the
+/// login-state cookie, the code exchanged, the session cookie set.
+pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
+    let form_type = down
+        .req_header()
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Failure::BadRequest("expected a form post").answer(true, START);
+    }
+    let form = match read_body(down, gw.max_callback_body)
+        .await
+        .and_then(|b| CallbackForm::parse(&b))
+    {
+        Ok(f) => f,
+        Err(f) => return f.answer(true, START),
+    };
+    let now = gw.clock.now();
+    let state = form.state.clone().unwrap_or_default();
+    let clear = gw.login.clear(&state);
+    let cookie_value = gw
+        .login
+        .name_for(&state)
+        // Two login cookies of one name: take neither (fails as missing).
+        .and_then(|name| {
+            find_only_cookie(cookie_headers(down), &name)
+                .ok()
+                .flatten()
+                .map(str::to_string)
+        });
+    let login = gw.login.finish(&state, cookie_value.as_deref(), now);
+    let return_to = login
+        .as_ref()
+        .map(|l| l.return_to.clone())
+        .unwrap_or_else(|_| "/".into());
+    let again = gw.start_url(&return_to);
+
+    let result = match (&form.error, login) {
+        (Some(e), _) if e == "user_cancelled_authorize" => Ok(Response::page(
+            200,
+            "Sign-in cancelled",
+            &format!(
+                "<p>You cancelled Sign in with Apple. Nothing was shared.</p><p><a class=\"button\" href=\"{}\">Try again</a></p>",
+                escape(&again)
+            ),
+        )),
+        (Some(_), _) => Err(Failure::BadRequest("Apple reported an error")),
+        (None, Err(e)) => Err(Failure::Login(e)),
+        (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now)
+            .await
+            .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
+    };
+    let resp = result.unwrap_or_else(|f| f.answer(true, &again));
+    match clear {
+        Some(c) => resp.cookie(c),
+        None => resp,
+    }
+}
+
+/// Exchanges the code, checks the id_token and the policy, and returns the
+/// session's `Set-Cookie`. The identity comes from the verified id_token
+/// alone; the unsigned `user` field only adds a display name.
+async fn finish_sign_in(
+    gw: &Gateway,
+    form: &CallbackForm,
+    nonce: &str,
+    now: u64,
+) -> Result<String, Failure> {
+    let code = form
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty() && c.len() <= 512)
+        .ok_or(Failure::BadRequest("missing code"))?;
+    if !gw.limits.admit_apple_call() {
+        tracing::warn!("cap on token calls to Apple reached");
+        return Err(Failure::RateLimited(RETRY_AFTER));
+    }
+    let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
+    let mut identity = claims.identity(gw.session_cookie.new_proof(now));
+    identity.name = form.user.as_deref().and_then(display_name);
+    gw.policy.check(&identity)?;
+    tracing::info!(sub = %identity.sub, "signed in");
+    Ok(gw
+        .session_cookie
+        .set_cookie(&identity, now)
+        .expect("a session proof, made just above, always seals"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_field_gives_a_display_name_only() {
+        let u = r#"{"name":{"firstName":"Jane","lastName":"Appleseed"},"email":"j@example.com"}"#;
+        assert_eq!(display_name(u).as_deref(), Some("Jane Appleseed"));
+        assert_eq!(display_name("not json"), None);
+        assert_eq!(display_name(r#"{"email":"x@y"}"#), None);
+    }
+
+    #[test]
+    fn repeated_fields_are_refused() {
+        assert!(CallbackForm::parse(b"state=a&state=b&code=c").is_err());
+        let f = CallbackForm::parse(b"state=a&code=c&id_token=x&extra=1").unwrap();
+        assert_eq!(
+            (f.state.as_deref(), f.code.as_deref()),
+            (Some("a"), Some("c"))
+        );
+    }
+}

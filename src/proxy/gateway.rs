@@ -1,0 +1,269 @@
+//! The gateway's state and its decision on a request: authenticate (a
+//! session cookie), identify (or a bearer token), admit (route and policy).
+//!
+//! Everything here is built once from the config and shared read-only by
+//! all requests; the only mutable state is inside the caches and the
+//! revocation set, each of which says why it exists.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use pingora::http::RequestHeader;
+use pingora::proxy::Session as Downstream;
+
+use super::ctx::{Ctx, Outcome};
+use super::error::Failure;
+use super::forwarded::TrustedProxies;
+use super::rate_limit::SignInLimits;
+use super::respond::Response;
+use super::route::Routes;
+use super::target::Target;
+use crate::apple::{self, BearerCache};
+use crate::canonical::PathRefused;
+use crate::clock::SharedClock;
+use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
+use crate::identity::{Caller, Proof};
+use crate::policy::Policy;
+use crate::session::{
+    self, find_only_cookie, LoginCookie, OwnCookies, Revocations, SessionCookie, SessionError,
+};
+
+/// Everything the proxy needs, built once from the config and shared
+/// read-only by all requests.
+pub struct Gateway {
+    pub public: PublicUrl,
+    pub apple: Arc<apple::Client>,
+    pub session_cookie: SessionCookie,
+    pub login: LoginCookie,
+    pub revocations: Arc<Revocations>,
+    pub policy: Policy,
+    pub routes: Routes,
+    pub clock: SharedClock,
+    pub max_callback_body: usize,
+    pub bearer: BearerCache,
+    /// Whether any route takes bearer tokens; if none does, no endpoint
+    /// accepts one either.
+    pub bearer_enabled: bool,
+    pub trusted_proxies: TrustedProxies,
+    pub limits: SignInLimits,
+    /// The names of the gateway's cookies, in every form.
+    pub(super) own_cookies: OwnCookies,
+    /// Most header fields in one request.
+    pub(super) max_headers: usize,
+    /// Session cookies already opened (see [`session::Cache`]).
+    sessions: session::Cache,
+    pub(super) access_log: bool,
+    pub(super) next_request_id: AtomicU64,
+}
+
+impl Gateway {
+    /// Builds the gateway from a validated config.
+    pub fn new(
+        config: &Config,
+        clock: SharedClock,
+        revocations: Arc<Revocations>,
+    ) -> Result<Self, apple::AppleError> {
+        let apple = apple::Client::new(
+            &config.apple,
+            config.server.public_url.callback_url(),
+            clock.clone(),
+        )?;
+        Ok(Gateway {
+            public: config.server.public_url.clone(),
+            apple: Arc::new(apple),
+            session_cookie: SessionCookie::new(&config.session),
+            login: LoginCookie::new(&config.session),
+            revocations,
+            policy: Policy::new(&config.policy),
+            routes: Routes::new(&config.routes),
+            clock,
+            max_callback_body: config.server.max_callback_body,
+            bearer: BearerCache::with_byte_budget(apple::bearer::DEFAULT_BYTE_BUDGET),
+            bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
+            trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
+            limits: SignInLimits::new(&config.rate_limit),
+            own_cookies: OwnCookies::new(&config.session.cookie_name),
+            max_headers: config.server.max_headers,
+            sessions: session::Cache::default(),
+            access_log: config.log.access,
+            next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
+        })
+    }
+
+    /// The caller of this request, if it carries a valid, unrevoked
+    /// session. `cookie_headers` are the request's `Cookie` header values.
+    pub fn authenticate<'a>(
+        &self,
+        cookie_headers: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Arc<Caller>, SessionError> {
+        let value = find_only_cookie(cookie_headers, self.session_cookie.name())?
+            .ok_or(SessionError::Missing)?;
+        let now = self.clock.now();
+        let caller = self.sessions.open(&self.session_cookie, value, now)?;
+        if now >= caller.identity.expires_at() {
+            return Err(SessionError::Expired);
+        }
+        if self.revocations.is_revoked(&caller.identity) {
+            return Err(SessionError::Revoked);
+        }
+        Ok(caller)
+    }
+
+    /// Who makes this request: from `Authorization: Bearer <Apple
+    /// id_token>` when `bearer_ok` and the header is present, else from the
+    /// session cookie. Fails with [`Failure::NoSession`],
+    /// [`Failure::BadToken`], or [`Failure::BadRequest`] for credentials
+    /// that could be read two ways.
+    pub async fn identify(
+        &self,
+        down: &Downstream,
+        bearer_ok: bool,
+    ) -> Result<Arc<Caller>, Failure> {
+        let bearer = match bearer_ok {
+            true => bearer_token(down.req_header())?,
+            false => None,
+        };
+        let Some(token) = bearer else {
+            return self
+                .authenticate(cookie_headers(down))
+                .map_err(|e| match e {
+                    SessionError::Duplicate => Failure::BadRequest("more than one session cookie"),
+                    e => Failure::NoSession(e),
+                });
+        };
+        let claims = self
+            .bearer
+            .verify(token, self.clock.now(), self.apple.leeway(), || {
+                self.apple.verify_bearer_token(token)
+            })
+            .await
+            .map_err(Failure::BadToken)?;
+        let identity = claims.identity(Proof::Bearer {
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+        });
+        if self.revocations.is_revoked(&identity) {
+            return Err(Failure::NoSession(SessionError::Revoked));
+        }
+        Ok(Arc::new(Caller::new(identity)))
+    }
+
+    /// Who makes this request, if the policy lets them in: [`Self::identify`]
+    /// then the policy, as every path decides.
+    pub async fn identify_admitted(
+        &self,
+        down: &Downstream,
+        bearer_ok: bool,
+    ) -> Result<Arc<Caller>, Failure> {
+        let caller = self.identify(down, bearer_ok).await?;
+        self.policy.check(&caller.identity)?;
+        Ok(caller)
+    }
+
+    /// Decides a non-endpoint request on its canonical `target`: `None`
+    /// to forward it, or the response that answers it.
+    pub async fn admit(
+        &self,
+        down: &Downstream,
+        ctx: &mut Ctx,
+        target: &Target<'_>,
+    ) -> Option<Response> {
+        let req = down.req_header();
+        let Some(route) = self.routes.find(&target.host, &target.path) else {
+            ctx.outcome = Outcome::NoRoute;
+            return Some(Failure::NotFound.respond(is_browser_navigation(req), "/"));
+        };
+        ctx.route = Some(route.index);
+        if target.path.encoded_slash && route.encoded_slashes == EncodedSlashes::Reject {
+            ctx.outcome = Outcome::BadRequest;
+            return Some(Failure::BadRequest(PathRefused::EncodedSlash.reason()).json());
+        }
+        let auth = route.auth;
+        if auth == AuthMode::Public {
+            ctx.outcome = Outcome::Public;
+            return None;
+        }
+        let browser = auth == AuthMode::Required && is_browser_navigation(req);
+        let failure = match self.identify_admitted(down, auth == AuthMode::Bearer).await {
+            Ok(caller) => {
+                ctx.outcome = Outcome::Authenticated;
+                ctx.caller = Some(caller);
+                return None;
+            }
+            Err(f) => f,
+        };
+        ctx.outcome = match failure {
+            Failure::Denied(_) => Outcome::Forbidden,
+            Failure::BadRequest(_) => Outcome::BadRequest,
+            _ => Outcome::Unauthenticated,
+        };
+        if browser && failure.needs_sign_in() {
+            ctx.outcome = Outcome::SignInRedirect;
+            // Back to the canonical path: what was decided on is what the
+            // user returns to.
+            let path = match req.uri.query() {
+                Some(q) => format!("{}?{q}", target.path.path),
+                None => target.path.path.to_string(),
+            };
+            let resp = Response::redirect(302, self.start_url(&path));
+            // A cookie that does not open is dead weight on every request.
+            return Some(match failure {
+                Failure::NoSession(SessionError::Missing) => resp,
+                _ => resp.cookie(self.session_cookie.clear_cookie()),
+            });
+        }
+        Some(failure.answer(browser, "/"))
+    }
+
+    /// The sign-in start URL returning to `return_to`.
+    pub fn start_url(&self, return_to: &str) -> String {
+        let rd: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        format!("{}/oauth2/start?rd={rd}", self.public.origin)
+    }
+}
+
+/// The request's `Cookie` header values.
+pub fn cookie_headers(down: &Downstream) -> impl Iterator<Item = &[u8]> {
+    down.req_header()
+        .headers
+        .get_all(http::header::COOKIE)
+        .into_iter()
+        .map(|v| v.as_bytes())
+}
+
+/// The token of an `Authorization: Bearer` header. Two `Authorization`
+/// headers are refused: one would be verified and both forwarded.
+fn bearer_token(req: &RequestHeader) -> Result<Option<&str>, Failure> {
+    let mut all = req.headers.get_all(http::header::AUTHORIZATION).iter();
+    let (Some(v), None) = (all.next(), all.next()) else {
+        return match req.headers.contains_key(http::header::AUTHORIZATION) {
+            true => Err(Failure::BadRequest("more than one Authorization header")),
+            false => Ok(None),
+        };
+    };
+    let token = v.to_str().ok().and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim())
+            .filter(|t| !t.is_empty())
+    });
+    Ok(token)
+}
+
+/// Whether a request is a top-level browser navigation (worth a redirect to
+/// Apple's page) rather than an API or XHR call (which gets 401).
+pub fn is_browser_navigation(req: &RequestHeader) -> bool {
+    let h = &req.headers;
+    let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    let xhr = h.contains_key("x-requested-with");
+    let navigate = h
+        .get("sec-fetch-mode")
+        .is_none_or(|m| m.as_bytes().eq_ignore_ascii_case(b"navigate"));
+    let html = h.get_all(http::header::ACCEPT).iter().any(|v| {
+        v.as_bytes()
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+    });
+    method_ok && !xhr && navigate && html
+}
