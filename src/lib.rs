@@ -7,58 +7,69 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the TOML file ([`config::file`]) ▶ validation with every
-//!   problem and its key path ([`config::validate`]) ▶ the typed [`config::Config`].
-//! - [`canonical`]: the one canonical request path and host, parsed once;
-//!   what cannot be read one way is refused. Knows nothing of serving.
-//! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks, the
-//!   code exchange. Knows nothing of HTTP serving.
-//! - [`session`]: the sealed session cookie, the login-state cookie of the
-//!   round trip, the revocation set, the one cookie parser. Knows nothing
-//!   of Apple.
-//! - [`policy`]: who may pass (one strict email parser). [`identity`]:
-//!   headers stripped and injected.
-//! - [`proxy`]: the pingora `ProxyHttp` (dispatch only), the canonical
-//!   target ([`proxy::target`]), routes, forwarding headers, sign-in rate
-//!   limits, the `/oauth2/*` endpoints, responses and the error ▶ status
-//!   mapping.
-//! - [`edge`]: in front of pingora's HTTP app: the connection cap, the
-//!   request-head deadline and size cap, our pages for pingora's errors.
-//! - [`server`]: config ▶ a running pingora server.
-//! - [`emulator`], [`demo`], [`dev`], [`httpd`]: the Apple emulator and the
-//!   demo app that `applegate dev` and the tests run beside the gateway;
-//!   [`kit`] assembles them with a gateway config on free ports, once for
-//!   `dev`, the tests and the benchmarks.
-//! - [`clock`], [`secret`], [`html`]: the injected clock, the redacted
-//!   `Secret<T>`, the one HTML escape.
+//! Leaves (they import nothing of the crate): [`identity`] (the one
+//! `Identity`: `sub`, email, verified, private relay, name, and the proof,
+//! session or bearer; the strict email parser; the identity headers built
+//! once), [`canonical`] (the one canonical path and host, parsed once; what
+//! cannot be read one way is refused), [`edge`] (in front of pingora's HTTP
+//! app: the connection cap, the head deadline and size cap, keep-alive's
+//! idle wait, our pages for pingora's errors), [`clock`], [`secret`],
+//! [`html`], [`httpd`].
 //!
-//! Dependencies point one way: `server ▶ edge, proxy ▶ {policy, identity,
-//! session, apple, canonical} ▶ config`.
+//! - [`config`]: one file per TOML section, read through serde with every
+//!   problem and its key path ([`config::file`], [`config::validate`]),
+//!   secrets from a file or the environment (one loader) ▶ the
+//!   typed [`config::Config`].
+//! - [`session`]: the sealed session cookie, the login-state cookie of the
+//!   round trip, the revocation set, the session cache, the one cookie
+//!   parser ([`session::cookie_pairs`]). Knows nothing of Apple.
+//! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks and
+//!   the one conversion of verified claims into an `Identity`
+//!   ([`apple::IdToken::identity`]), the code exchange; [`apple::AppleError`]
+//!   keeps the cause of a failed call. Knows nothing of HTTP serving.
+//! - [`policy`]: who may pass, decided on an `Identity`, and only here.
+//! - [`proxy`]: the pingora phases in `mod.rs`, top-down as a request's
+//!   life; [`proxy::gateway`] the state and the decision (authenticate,
+//!   identify, admit); [`proxy::endpoints`] one file per `/oauth2/*`
+//!   endpoint; [`proxy::target`], [`proxy::route`], [`proxy::forwarded`],
+//!   [`proxy::upstream`] (the request the upstream gets, built in one map),
+//!   [`proxy::rate_limit`]; [`proxy::error`] the one place an outcome
+//!   becomes a response (HTML for browsers, JSON for APIs).
+//! - [`server`]: config ▶ a running pingora server.
+//! - [`kit`]: the one builder of "emulator + upstream + gateway config on
+//!   free ports" behind `applegate dev`, the tests and the benchmarks;
+//!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
+//!
+//! Dependencies point one way: `server ▶ {edge, proxy} ▶ {policy, session,
+//! apple} ▶ config ▶ {identity, canonical, secret}`; `kit ▶ {server,
+//! emulator, demo}`. Nothing below `proxy` imports it.
 //!
 //! # Life of a request
 //!
 //! 0. [`edge::Gate`] admits the connection (under `max_connections`); its
-//!    [`edge::HeadGuard`] bounds the head in time and size while pingora
-//!    parses it.
-//! 1. `request_filter` strips every client-sent identity header
-//!    (`X-Auth-Request-*`, `X-Forwarded-User`, … in any case, `-` or `_`)
-//!    and parses the target and host once into canonical values
-//!    ([`proxy::target::Target`]); an ambiguous one is refused (400).
+//!    [`edge::HeadGuard`] bounds the wait for each request, and each head in
+//!    time and size, while pingora parses it.
+//! 1. `request_filter` (inside the request's `tracing` span, which carries
+//!    its id) strips every client-sent identity header (`X-Auth-Request-*`,
+//!    `X-Forwarded-User`, … in any case, `-` or `_`) and parses the target
+//!    and host once into canonical values ([`proxy::target::Target`]); an
+//!    ambiguous one is refused (400).
 //! 2. `/oauth2/*` (by canonical path) is answered by the gateway, the
 //!    sign-in endpoints under rate limits: `start` seals state, nonce and
 //!    return path into a `SameSite=None` login cookie and redirects to
 //!    Apple; `callback` checks that cookie against Apple's `form_post`,
 //!    exchanges the code, verifies the id_token and sets the session cookie.
-//! 3. Otherwise the route is matched on the canonical host and path, under
-//!    every reading an upstream may give the path; the strictest wins.
-//!    Public routes go straight on. Others need a session: the cookie is
-//!    opened (AES-256-GCM), checked against the revocation set and the
-//!    policy.
-//! 4. Without a session a browser navigation is redirected to sign in; an
-//!    API call gets 401 JSON.
-//! 5. `upstream_request_filter` sets the canonical target and host, the
-//!    forwarding headers, removes the gateway's cookies and sets the
-//!    identity headers; pingora forwards to the route's prebuilt peer.
+//! 3. Otherwise [`proxy::gateway::Gateway::admit`] matches the route on the
+//!    canonical host and path, under every reading an upstream may give the
+//!    path; the strictest wins. Public routes go straight on. Others need an
+//!    identity: the session cookie is opened (AES-256-GCM, cached), checked
+//!    against the revocation set, then the policy.
+//! 4. Without one a browser navigation is redirected to sign in; an API
+//!    call gets 401 JSON ([`proxy::error`]).
+//! 5. `upstream_request_filter` builds the upstream's request
+//!    ([`proxy::upstream`]): the canonical target and host, the forwarding
+//!    headers, the gateway's cookies removed, the identity headers set;
+//!    pingora forwards to the route's prebuilt peer.
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies.
 //! 7. `logging` writes one access event (never a query, cookie or token).
 //!
