@@ -106,7 +106,7 @@ impl ClientSecret {
     /// it): its ES256 signer takes the key as PKCS#8 bytes and re-parses
     /// it, deriving the public key again, on every signature. That JWT
     /// verified at the strict emulator, but a mint took 435 µs against
-    /// 244 µs here (benches/micro.rs, `client_secret/mint_every_time`,
+    /// 244 µs here (benches/micro/apple.rs, `client_secret/mint_every_time`,
     /// +51..+81% at 95%), beyond noise. Both produce the same bytes (RFC
     /// 6979 signatures are deterministic), which a test below checks.
     pub fn mint(&self, iat: u64) -> String {
