@@ -149,6 +149,10 @@ fn check(path: &Path, c: &Config) -> ExitCode {
         c.apple.team_id, c.apple.services_id, c.apple.key_id
     );
     let _ = writeln!(out, "  Apple URL    {}", c.apple.base_url);
+    let _ = match &c.state {
+        config::State::Embedded { path } => writeln!(out, "  state        embedded, {}", path.display()),
+        config::State::Memory => writeln!(out, "  state        memory only (lost at exit: sign-outs do not survive a restart)"),
+    };
     for r in &c.routes {
         let _ = writeln!(
             out,
@@ -188,6 +192,14 @@ fn check(path: &Path, c: &Config) -> ExitCode {
         let _ = writeln!(out, "\nwarning: {w}");
     }
     say(&out);
+    // The gateway would not start with a state file it cannot write; the
+    // database itself is not opened here: a running gateway holds its lock.
+    if let config::State::Embedded { path } = &c.state {
+        if let Err(e) = applegate::state::probe_writable(path) {
+            eprintln!("applegate check: state.path: cannot write {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     ExitCode::SUCCESS
 }
 

@@ -92,14 +92,24 @@ impl Secrets {
 
 /// Validates `toml` with `secrets` supplied as the environment would
 /// (never written to disk), relative paths from the working directory.
+/// Without a `[state]` section the state is kept in memory: the default
+/// file would land in the working directory (the repository, under
+/// `cargo test`); a caller that wants durability names a path.
 pub fn config(toml: &str, secrets: &Secrets) -> Result<Config, ConfigError> {
+    let mut table: toml::Table = toml.parse().map_err(|e: toml::de::Error| ConfigError {
+        problems: vec![config::Problem::new("", format!("invalid TOML: {e}"))],
+    })?;
+    if !table.contains_key("state") {
+        set(&mut table, "state", "backend", "memory".into());
+    }
+    let toml = table.to_string();
     let (pem, session) = (secrets.pem(), secrets.session.clone());
     let env = move |name: &str| match name {
         config::ENV_APPLE_PRIVATE_KEY => Some(pem.clone()),
         config::ENV_SESSION_SECRET => Some(session.clone()),
         _ => None,
     };
-    Config::from_toml(toml, Path::new("."), &env)
+    Config::from_toml(&toml, Path::new("."), &env)
 }
 
 /// A free loopback port for a server that binds it itself (pingora), with

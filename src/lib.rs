@@ -20,9 +20,15 @@
 //!   problem and its key path ([`config::file`], [`config::validate`]),
 //!   secrets from a file or the environment (one loader) ▶ the
 //!   typed [`config::Config`].
+//! - [`state`]: what the server keeps (revocations, and room for
+//!   notification ids, names, refresh bookkeeping) behind one seam,
+//!   [`state::Store`], with one shared test suite: a crash-safe
+//!   single-file database by default, memory when asked. Never on the
+//!   per-request path.
 //! - [`session`]: the sealed session cookie, the login-state cookie of the
-//!   round trip, the revocation set, the session cache, the one cookie
-//!   parser ([`session::cookie_pairs`]). Knows nothing of Apple.
+//!   round trip, the revocation set (an in-memory view of the store,
+//!   written through), the session cache, the one cookie parser
+//!   ([`session::cookie_pairs`]). Knows nothing of Apple.
 //! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks and
 //!   the one conversion of verified claims into an `Identity`
 //!   ([`apple::IdToken::identity`]), the code exchange; [`apple::AppleError`]
@@ -41,7 +47,7 @@
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
 //! Dependencies point one way: `server ▶ {edge, proxy} ▶ {policy, session,
-//! apple} ▶ config ▶ {identity, canonical, secret}`; `kit ▶ {server,
+//! apple} ▶ {state ▶ config} ▶ {identity, canonical, secret}`; `kit ▶ {server,
 //! emulator, demo}`. Nothing below `proxy` imports it.
 //!
 //! # Life of a request
@@ -92,3 +98,4 @@ pub mod proxy;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod state;

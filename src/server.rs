@@ -22,12 +22,13 @@ use crate::config::Config;
 use crate::proxy::error::Chain;
 use crate::proxy::Gateway;
 use crate::session::Revocations;
+use crate::state::{self, StoreError};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// The revocation file could not be opened.
-    Revocations(std::io::Error),
+    /// The state store could not be opened or read.
+    State(StoreError),
     /// The Apple client could not be built.
     Apple(crate::apple::AppleError),
     /// The server thread could not be started.
@@ -39,7 +40,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Revocations(e) => write!(f, "revocation.file: {e}"),
+            StartError::State(e) => write!(f, "{}", Chain(e)),
             StartError::Apple(e) => write!(f, "{}", Chain(e)),
             StartError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
             StartError::Listen(a, e) => write!(f, "server.listen: cannot listen on {a}: {e}"),
@@ -49,7 +50,7 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Periodic upkeep: drops expired revocations and keeps Apple's keys fresh.
+/// Periodic upkeep: drops expired state entries and keeps Apple's keys fresh.
 struct Upkeep {
     revocations: Arc<Revocations>,
     apple: Arc<crate::apple::Client>,
@@ -61,13 +62,13 @@ impl BackgroundService for Upkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // Apple rotates keys rarely; a daily refresh keeps a rotated-in key
         // ready before the first token under it arrives.
-        let mut prune = tokio::time::interval(Duration::from_secs(600));
+        let mut sweep = tokio::time::interval(Duration::from_secs(600));
         let mut keys = tokio::time::interval(Duration::from_secs(86_400));
         keys.tick().await; // the first fetch happens on the first sign-in
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = prune.tick() => self.revocations.prune(self.clock.now()),
+                _ = sweep.tick() => self.revocations.sweep(self.clock.now()).await,
                 _ = keys.tick() => {
                     if let Err(e) = self.apple.jwks.refresh().await {
                         tracing::warn!(error = %Chain(&e), "periodic refresh of Apple's keys failed; keeping the keys we have");
@@ -111,10 +112,10 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
-    let revocations = Arc::new(match &config.revocation.file {
-        Some(path) => Revocations::open(path, clock.now()).map_err(StartError::Revocations)?,
-        None => Revocations::in_memory(),
-    });
+    // Fails closed: a store that cannot be opened stops the start.
+    let store = state::open(&config.state).map_err(StartError::State)?;
+    let revocations =
+        Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
     let gateway =
         Gateway::new(config, clock.clone(), revocations.clone()).map_err(StartError::Apple)?;
     let upkeep = Upkeep {

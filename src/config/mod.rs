@@ -12,7 +12,7 @@
 //! [`validate`] holds the problem list and runs every section; `duration`
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
-//! `server`, `apple`, `session`, `revocation`, `rate_limit`, `policy`,
+//! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
 //! `routes`, `log`, each with its mirror, its typed struct and its checks.
 
 mod apple;
@@ -21,11 +21,11 @@ pub mod file;
 mod log;
 mod policy;
 mod rate_limit;
-mod revocation;
 mod routes;
 mod secrets;
 mod server;
 mod session;
+mod state;
 pub mod validate;
 
 use std::fmt;
@@ -36,10 +36,10 @@ pub use duration::parse_duration;
 pub use log::{Log, LogFormat};
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
-pub use revocation::Revocation;
 pub use routes::{AuthMode, Route, Upstream};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
 pub use session::{SameSite, Session, ENV_SESSION_SECRET};
+pub use state::{State, DEFAULT_STATE_FILE};
 pub use validate::Problem;
 
 /// Everything the gateway needs, validated.
@@ -48,7 +48,8 @@ pub struct Config {
     pub server: Server,
     pub apple: Apple,
     pub session: Session,
-    pub revocation: Revocation,
+    /// Where what the server keeps lives (durable by default).
+    pub state: State,
     pub rate_limit: RateLimit,
     pub policy: Policy,
     pub routes: Vec<Route>,

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::file;
-use super::{apple, log, policy, rate_limit, revocation, routes, server, session};
+use super::{apple, log, policy, rate_limit, routes, server, session, state};
 use super::{Config, EnvLookup};
 
 /// One thing wrong with the config.
@@ -49,7 +49,7 @@ const SECTIONS: &[&str] = &[
     "server",
     "apple",
     "session",
-    "revocation",
+    "state",
     "rate_limit",
     "policy",
     "routes",
@@ -62,14 +62,10 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let top: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| vec![Problem::new("", format!("invalid TOML: {e}"))])?;
-    let mut v = Validator {
-        problems: Vec::new(),
-        warnings: Vec::new(),
-        base_dir,
-        env,
-    };
+    let mut v = Validator::new(base_dir, env);
     for key in top.keys() {
-        if !SECTIONS.contains(&key.as_str()) {
+        // `revocation` (replaced by `state`) has its own message there.
+        if !SECTIONS.contains(&key.as_str()) && key != "revocation" {
             v.problem(
                 key,
                 format!("unknown section; expected one of {}", SECTIONS.join(", ")),
@@ -79,7 +75,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let server = server::read(&mut v, &top);
     let apple = apple::read(&mut v, &top);
     let session = session::read(&mut v, &top, server.as_ref().map(|s| &s.public_url));
-    let revocation = revocation::read(&mut v, &top);
+    let state = state::read(&mut v, &top);
     let rate_limit = rate_limit::read(&mut v, &top);
     let policy = policy::read(&mut v, &top);
     let log = log::read(&mut v, &top);
@@ -93,7 +89,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             server,
             apple,
             session,
-            revocation,
+            state,
             rate_limit,
             policy,
             routes,
@@ -121,7 +117,23 @@ pub(super) struct Validator<'a> {
     pub(super) env: EnvLookup<'a>,
 }
 
-impl Validator<'_> {
+impl<'a> Validator<'a> {
+    /// No problems yet; relative paths from `base_dir`, secrets from `env`.
+    pub(super) fn new(base_dir: &'a Path, env: EnvLookup<'a>) -> Self {
+        Validator {
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            base_dir,
+            env,
+        }
+    }
+
+    /// The problems found (for one section's own tests).
+    #[cfg(test)]
+    pub(super) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
+
     pub(super) fn problem(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(key, message));
     }

@@ -13,6 +13,7 @@ use super::respond::{escape, Response};
 use crate::apple::AppleError;
 use crate::policy::Denied;
 use crate::session::{LoginError, SessionError};
+use crate::state::StoreError;
 
 /// Why a gateway endpoint or check refused a request.
 #[derive(Debug)]
@@ -42,6 +43,8 @@ pub enum Failure {
     RateLimited(u64),
     /// Proxying failed with this status (502 upstream, 400, 500).
     Proxy(u16),
+    /// The state store could not save a change (a sign-out).
+    State(StoreError),
 }
 
 impl Failure {
@@ -60,6 +63,7 @@ impl Failure {
             Failure::RateLimited(_) => 429,
             Failure::HeadTooLarge => 431,
             Failure::Proxy(code) => *code,
+            Failure::State(_) => 503,
         }
     }
 
@@ -81,6 +85,7 @@ impl Failure {
             Failure::Apple(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
             Failure::Login(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
             Failure::Denied(e) => tracing::info!(reason = %e, "access denied by policy"),
+            Failure::State(e) => tracing::error!(error = %Chain(e), "a change could not be saved"),
             other => tracing::debug!(error = %Chain(other), "request refused"),
         }
     }
@@ -150,6 +155,7 @@ impl Failure {
             Failure::RateLimited(_) => ("Too many requests", "Too many sign-in attempts. Please wait a moment and try again.", false),
             Failure::Proxy(502) => ("Bad gateway", "The application behind this gateway did not answer.", false),
             Failure::Proxy(_) => ("Request failed", "The request could not be completed.", false),
+            Failure::State(_) => ("Not saved", "The gateway could not save this change. Please try again in a moment.", false),
         };
         let body = format!(
             "<p>{}</p>{}",
@@ -171,6 +177,7 @@ impl Failure {
             Failure::HeadTooLarge => ("head_too_large", "too many header fields"),
             Failure::Proxy(502) => ("bad_gateway", "the upstream did not answer"),
             Failure::Proxy(_) => ("proxy_error", "the request could not be completed"),
+            Failure::State(_) => ("unavailable", "the change could not be saved; try again"),
             _ => ("unauthorized", "sign in required"),
         };
         self.finish(Response::json(
@@ -210,6 +217,7 @@ impl fmt::Display for Failure {
             Failure::HeadTooLarge => f.write_str("too many header fields"),
             Failure::RateLimited(_) => f.write_str("rate limited"),
             Failure::Proxy(code) => write!(f, "proxying failed with status {code}"),
+            Failure::State(_) => f.write_str("a change could not be saved"),
         }
     }
 }
@@ -221,6 +229,7 @@ impl std::error::Error for Failure {
             Failure::Apple(e) | Failure::BadToken(e) => Some(e),
             Failure::Denied(e) => Some(e),
             Failure::NoSession(e) => Some(e),
+            Failure::State(e) => Some(e),
             _ => None,
         }
     }

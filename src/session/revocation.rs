@@ -1,186 +1,109 @@
-//! The revocation set: the only session state the server keeps.
+//! The revocation set: the per-request view of the revocations the state
+//! store keeps.
 //!
 //! Sessions live in cookies, so ending one early needs a list of what was
-//! ended: session ids (sign-out) and "sub revoked at T" (an account whose
-//! access was withdrawn). It is read on every request from memory; with a
-//! file configured, each new revocation is appended to it and the file is
-//! read back at start, so revocations survive restarts.
-//!
-//! File format, one per line: `sid <id> <expires_at>` or `sub <sub> <at>`.
-//! An append-only log grows with every sign-out, so `open` compacts it:
-//! the file is rewritten with what still counts (unexpired session ids, the
-//! latest time per sub), keeping its size bounded by live revocations.
+//! ended: session ids (sign-out) and "sub revoked as of T" (an account
+//! whose access was withdrawn). Every request reads the list from memory;
+//! it is loaded from the store ([`crate::state`]) at start, and every new
+//! revocation is written through to it: a revocation call returns only
+//! once the store has committed it, so what a user was told is ended stays
+//! ended across a restart or a crash.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use crate::identity::Identity;
+use crate::state::{Memory, Store, StoreError, SubRevocation};
+
+/// A revocation in the view, and whether the store has it yet.
+#[derive(Debug, Clone, Copy)]
+struct Held<T> {
+    value: T,
+    /// False until the store committed it: a failed write leaves the
+    /// revocation in force here (fail closed) and lets a retry write it.
+    saved: bool,
+}
 
 /// Revoked sessions and subjects.
-#[derive(Default)]
 pub struct Revocations {
     /// Why a lock: writes (sign-outs) are rare, reads are every request;
     /// an uncontended RwLock read is a few nanoseconds. Bounded: entries
     /// leave when the session they revoke would have expired anyway.
-    sessions: RwLock<HashMap<String, u64>>,
-    /// sub ▶ time of revocation; sessions issued at or before it are void.
-    subs: RwLock<HashMap<String, u64>>,
-    file: Option<Mutex<File>>,
-}
-
-/// One line of the file.
-#[derive(Debug, PartialEq, Eq)]
-enum Entry<'a> {
-    Session { id: &'a str, expires_at: u64 },
-    Sub { sub: &'a str, at: u64 },
-}
-
-impl<'a> Entry<'a> {
-    /// Parses a line; `None` for anything but exactly `kind id time`.
-    fn parse(line: &'a str) -> Option<Self> {
-        let mut parts = line.split_whitespace();
-        let (kind, id, t) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
-        }
-        let t = t.parse::<u64>().ok()?;
-        match kind {
-            "sid" => Some(Entry::Session { id, expires_at: t }),
-            "sub" => Some(Entry::Sub { sub: id, at: t }),
-            _ => None,
-        }
-    }
+    sessions: RwLock<HashMap<String, Held<u64>>>,
+    /// sub ▶ its revocation; proofs issued at or before `at` are void.
+    subs: RwLock<HashMap<String, Held<SubRevocation>>>,
+    store: Arc<dyn Store>,
 }
 
 impl Revocations {
-    /// An in-memory set.
+    /// An in-memory set, for benchmarks and tests that keep nothing.
     pub fn in_memory() -> Self {
-        Revocations::default()
+        Revocations::load(Arc::new(Memory::default()), 0)
+            .expect("an empty memory store cannot fail")
     }
 
-    /// A set persisted in `path` (created if missing). Entries that expired
-    /// before `now` are dropped, and the file is compacted to what remains
-    /// (see [`Self::compact`]).
-    pub fn open(path: &Path, now: u64) -> std::io::Result<Self> {
-        let set = Revocations::default();
-        if path.exists() {
-            set.load(path, now)?;
-            set.compact(path)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+    /// The view of `store` at `now`; what expired is first dropped from
+    /// the store itself.
+    pub fn load(store: Arc<dyn Store>, now: u64) -> Result<Self, StoreError> {
+        store.sweep(now)?;
+        let kept = store.revoked(now)?;
         Ok(Revocations {
-            file: Some(Mutex::new(file)),
-            ..set
+            sessions: RwLock::new(saved(kept.sessions)),
+            subs: RwLock::new(saved(kept.subs)),
+            store,
         })
     }
 
-    /// Reads `path` into memory, skipping expired and malformed lines.
-    fn load(&self, path: &Path, now: u64) -> std::io::Result<()> {
-        let reader = BufReader::new(File::open(path)?);
-        let (mut sessions, mut subs) = (self.write(&self.sessions), self.write(&self.subs));
-        // Split on bytes, not `lines()`: a line that is not UTF-8 is one
-        // more malformed line, not a reason to refuse to start.
-        for (i, line) in reader.split(b'\n').enumerate() {
-            let line = line?;
-            match std::str::from_utf8(&line).ok().and_then(Entry::parse) {
-                Some(Entry::Session { id, expires_at }) if expires_at > now => {
-                    sessions.insert(id.to_string(), expires_at);
-                }
-                Some(Entry::Session { .. }) => {}
-                Some(Entry::Sub { sub, at }) => {
-                    let e = subs.entry(sub.to_string()).or_insert(at);
-                    *e = (*e).max(at);
-                }
-                // The content is not logged: a torn or foreign line may hold
-                // anything, and a session id is not for logs.
-                None => tracing::warn!(
-                    file = %path.display(),
-                    line = i + 1,
-                    "malformed revocation line dropped"
-                ),
-            }
+    /// Ends session `id`, which would expire at `expires_at`; returns once
+    /// the store has it. Revoking it again (a second sign-out with the same
+    /// cookie) changes nothing and writes nothing.
+    pub async fn revoke_session(&self, id: &str, expires_at: u64) -> Result<(), StoreError> {
+        // The read lock first: a repeated sign-out need not stall readers.
+        if self.read(&self.sessions).get(id).is_some_and(|h| h.saved) {
+            return Ok(());
+        }
+        // In force here at once, before the (slower) durable write.
+        self.write(&self.sessions)
+            .entry(id.to_string())
+            .or_insert(Held {
+                value: expires_at,
+                saved: false,
+            });
+        let (store, key) = (self.store.clone(), id.to_string());
+        blocking(move || store.revoke_session(&key, expires_at)).await?;
+        if let Some(h) = self.write(&self.sessions).get_mut(id) {
+            h.saved = true;
         }
         Ok(())
     }
 
-    /// Rewrites `path` with the entries in memory: to a temporary file in
-    /// the same directory, synced, then renamed over `path`. Why this dance:
-    /// a rename within a directory is atomic, so a crash leaves either the
-    /// old file or the new one, never a half-written list (which would
-    /// silently un-revoke sessions). It also drops a torn last line, which
-    /// the next append would otherwise glue to a valid one.
-    fn compact(&self, path: &Path) -> std::io::Result<()> {
-        let tmp = temp_path(path);
-        let mut lines: Vec<String> = self
-            .read(&self.sessions)
-            .iter()
-            .map(|(id, exp)| format!("sid {id} {exp}\n"))
-            .chain(
-                self.read(&self.subs)
-                    .iter()
-                    .map(|(sub, at)| format!("sub {sub} {at}\n")),
-            )
-            .collect();
-        // A stable order makes the file reproducible and diffable.
-        lines.sort_unstable();
-        let result = (|| {
-            let file = File::create(&tmp)?;
-            file.set_permissions(std::fs::metadata(path)?.permissions())?;
-            let mut w = BufWriter::new(file);
-            for line in &lines {
-                w.write_all(line.as_bytes())?;
-            }
-            w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            // The rename itself is durable only once the directory is synced.
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
-    }
-
-    /// Ends session `id`, which would expire at `expires_at`. Revoking it
-    /// again (a second sign-out with the same cookie) changes nothing and
-    /// writes nothing.
-    pub fn revoke_session(&self, id: &str, expires_at: u64) {
-        // The read lock first: a repeated sign-out need not stall readers.
-        if self.read(&self.sessions).contains_key(id) {
-            return;
-        }
-        {
-            // Checked again under the write lock, so of two racing sign-outs
-            // only one inserts and appends.
-            let mut sessions = self.write(&self.sessions);
-            if sessions.contains_key(id) {
-                return;
-            }
-            sessions.insert(id.to_string(), expires_at);
-        }
-        self.append(&format!("sid {id} {expires_at}\n"));
-    }
-
-    /// Ends every session of `sub` issued at or before `at`. A revocation
-    /// no later than one already held changes nothing and writes nothing.
-    pub fn revoke_sub(&self, sub: &str, at: u64) {
+    /// Ends every proof of `sub` issued at or before `r.at`, kept until
+    /// `r.until`; returns once the store has it. A revocation no later than
+    /// one already held changes nothing and writes nothing.
+    pub async fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<(), StoreError> {
         {
             let mut subs = self.write(&self.subs);
-            match subs.get_mut(sub) {
-                Some(held) if *held >= at => return,
-                Some(held) => *held = at,
-                None => {
-                    subs.insert(sub.to_string(), at);
+            let held = subs.get(sub).copied();
+            match SubRevocation::merge(held.map(|h| h.value), r) {
+                Some(value) => {
+                    subs.insert(
+                        sub.to_string(),
+                        Held {
+                            value,
+                            saved: false,
+                        },
+                    );
                 }
+                None if held.is_some_and(|h| h.saved) => return Ok(()),
+                None => {}
             }
         }
-        self.append(&format!("sub {sub} {at}\n"));
+        let (store, key) = (self.store.clone(), sub.to_string());
+        blocking(move || store.revoke_sub(&key, r)).await?;
+        if let Some(h) = self.write(&self.subs).get_mut(sub) {
+            h.saved = h.value.at <= r.at || h.saved;
+        }
+        Ok(())
     }
 
     /// Whether `id`'s proof was revoked: its session signed out, or its
@@ -196,13 +119,21 @@ impl Revocations {
             || self
                 .subs
                 .read()
-                .map(|s| s.get(&id.sub).is_some_and(|at| id.issued_at() <= *at))
+                .map(|s| {
+                    s.get(&id.sub)
+                        .is_some_and(|r| id.issued_at() <= r.value.at)
+                })
                 .unwrap_or(true)
     }
 
-    /// Drops session entries that expired before `now`.
-    pub fn prune(&self, now: u64) {
-        self.write(&self.sessions).retain(|_, exp| *exp > now);
+    /// Drops what expired before `now`, here and in the store.
+    pub async fn sweep(&self, now: u64) {
+        self.write(&self.sessions).retain(|_, h| h.value > now);
+        self.write(&self.subs).retain(|_, h| h.value.until > now);
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.sweep(now)).await {
+            tracing::warn!(error = %e, "cannot drop expired entries from the state store; next sweep retries");
+        }
     }
 
     fn read<'a, T>(&self, lock: &'a RwLock<T>) -> std::sync::RwLockReadGuard<'a, T> {
@@ -215,29 +146,31 @@ impl Revocations {
         // (insert and retain are atomic from our view), so poison is ignored.
         lock.write().unwrap_or_else(|p| p.into_inner())
     }
-
-    fn append(&self, line: &str) {
-        if let Some(f) = &self.file {
-            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
-                tracing::error!(error = %e, "cannot persist revocation; it holds in memory until restart");
-            }
-        }
-    }
 }
 
-/// `dir/.name.compact`: beside `path`, so the rename stays in one file system.
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.compact"))
+/// What the store returned, marked as saved.
+fn saved<T>(kept: HashMap<String, T>) -> HashMap<String, Held<T>> {
+    kept.into_iter()
+        .map(|(k, value)| (k, Held { value, saved: true }))
+        .collect()
+}
+
+/// Runs a store call on tokio's blocking pool: a durable commit waits for
+/// the disk (an fsync), which must not stall the proxy's request tasks.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|_| StoreError::Interrupted)?
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+    use crate::state::Revoked;
 
     fn session(id: &str, sub: &str, issued_at: u64) -> Identity {
         Identity {
@@ -254,24 +187,64 @@ mod tests {
         }
     }
 
-    /// A fresh directory for one test (tests run in parallel in one process).
-    fn temp_dir(test: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("applegate-rev-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A memory store that counts the calls that reach it and can be
+    /// told to fail them.
+    #[derive(Default)]
+    struct Counting {
+        inner: Memory,
+        writes: AtomicUsize,
+        failing: std::sync::atomic::AtomicBool,
     }
 
-    #[test]
-    fn revocations_survive_a_restart() {
-        let dir = temp_dir("restart");
-        let path = dir.join("revoked");
-        {
-            let r = Revocations::open(&path, 0).unwrap();
-            r.revoke_session("s1", 500);
-            r.revoke_sub("u2", 300);
+    impl Counting {
+        fn call<T>(&self, f: impl FnOnce(&Memory) -> Result<T, StoreError>) -> Result<T, StoreError> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Interrupted);
+            }
+            f(&self.inner)
         }
-        let r = Revocations::open(&path, 100).unwrap();
+    }
+
+    impl Store for Counting {
+        fn revoked(&self, now: u64) -> Result<Revoked, StoreError> {
+            self.inner.revoked(now)
+        }
+        fn revoke_session(&self, id: &str, exp: u64) -> Result<bool, StoreError> {
+            self.call(|m| m.revoke_session(id, exp))
+        }
+        fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError> {
+            self.call(|m| m.revoke_sub(sub, r))
+        }
+        fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+            self.call(|m| m.first_notification(jti, until))
+        }
+        fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+            self.call(|m| m.remember_name(sub, sealed))
+        }
+        fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.name(sub)
+        }
+        fn forget_name(&self, sub: &str) -> Result<bool, StoreError> {
+            self.call(|m| m.forget_name(sub))
+        }
+        fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+            self.inner.sweep(now)
+        }
+    }
+
+    fn sub(at: u64, until: u64) -> SubRevocation {
+        SubRevocation { at, until }
+    }
+
+    /// What a store holds is in force after loading it; what expired is not.
+    #[tokio::test]
+    async fn a_loaded_view_holds_what_the_store_keeps() {
+        let store: Arc<dyn Store> = Arc::new(Memory::default());
+        let r = Revocations::load(store.clone(), 0).unwrap();
+        r.revoke_session("s1", 500).await.unwrap();
+        r.revoke_sub("u2", sub(300, 900)).await.unwrap();
+        let r = Revocations::load(store.clone(), 100).unwrap();
         assert!(r.is_revoked(&session("s1", "u1", 10)));
         assert!(r.is_revoked(&session("s9", "u2", 300)));
         assert!(
@@ -279,81 +252,60 @@ mod tests {
             "issued after the revocation"
         );
         assert!(!r.is_revoked(&session("s2", "u1", 10)));
-        let r = Revocations::open(&path, 600).unwrap();
+        let r = Revocations::load(store.clone(), 600).unwrap();
         assert!(
             !r.is_revoked(&session("s1", "u1", 10)),
             "expired entries are dropped"
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(store.revoked(0).unwrap().sessions.is_empty(), "from the store too");
     }
 
-    #[test]
-    fn revoking_again_writes_nothing() {
-        let dir = temp_dir("again");
-        let path = dir.join("revoked");
-        let r = Revocations::open(&path, 0).unwrap();
-        r.revoke_session("s1", 500);
-        r.revoke_session("s1", 500);
-        r.revoke_session("s1", 900);
-        r.revoke_sub("u1", 300);
-        r.revoke_sub("u1", 300);
-        r.revoke_sub("u1", 200);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "sid s1 500\nsub u1 300\n"
-        );
-        assert_eq!(r.read(&r.sessions)["s1"], 500, "the first entry stands");
-        assert_eq!(
-            r.read(&r.subs)["u1"],
-            300,
-            "an earlier time does not shorten a revocation"
-        );
-        r.revoke_sub("u1", 400);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "sid s1 500\nsub u1 300\nsub u1 400\n"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+    /// A repeat reaches the store not at all; an earlier time does not
+    /// shorten a sub's revocation.
+    #[tokio::test]
+    async fn revoking_again_writes_nothing() {
+        let store = Arc::new(Counting::default());
+        let r = Revocations::load(store.clone(), 0).unwrap();
+        r.revoke_session("s1", 500).await.unwrap();
+        r.revoke_session("s1", 500).await.unwrap();
+        r.revoke_session("s1", 900).await.unwrap();
+        r.revoke_sub("u1", sub(300, 900)).await.unwrap();
+        r.revoke_sub("u1", sub(300, 900)).await.unwrap();
+        r.revoke_sub("u1", sub(200, 900)).await.unwrap();
+        assert_eq!(store.writes.load(Ordering::SeqCst), 2);
+        assert_eq!(store.revoked(0).unwrap().sessions["s1"], 500, "the first entry stands");
+        assert!(r.is_revoked(&session("x", "u1", 300)));
+        r.revoke_sub("u1", sub(400, 900)).await.unwrap();
+        assert_eq!(store.writes.load(Ordering::SeqCst), 3);
+        assert!(r.is_revoked(&session("x", "u1", 400)));
     }
 
-    #[test]
-    fn open_compacts_the_file() {
-        let dir = temp_dir("compact");
-        let path = dir.join("revoked");
-        std::fs::write(
-            &path,
-            b"sid old 50\n\
-             sub u1 100\n\
-             sid live 500\n\
-             sub u1 300\n\
-             not a line\n\
-             sid x soon\n\
-             sid y 600 extra\n\
-             sub u1 200\n\
-             sub u2 7\n\
-             sid \xff\xfe 900\n\
-             sid torn",
-        )
-        .unwrap();
-        let r = Revocations::open(&path, 100).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "sid live 500\nsub u1 300\nsub u2 7\n",
-            "expired, repeated and malformed lines are gone"
-        );
+    /// A failed write is an error to the caller, the revocation holds here
+    /// all the same (fail closed), and a retry writes it.
+    #[tokio::test]
+    async fn a_failed_write_holds_here_and_is_retried() {
+        let store = Arc::new(Counting::default());
+        let r = Revocations::load(store.clone(), 0).unwrap();
+        store.failing.store(true, Ordering::SeqCst);
+        assert!(r.revoke_session("s1", 500).await.is_err());
+        assert!(r.is_revoked(&session("s1", "u1", 10)));
+        store.failing.store(false, Ordering::SeqCst);
+        r.revoke_session("s1", 500).await.unwrap();
+        assert_eq!(store.revoked(0).unwrap().sessions["s1"], 500);
+        assert_eq!(store.writes.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_drops_what_expired() {
+        let store: Arc<dyn Store> = Arc::new(Memory::default());
+        let r = Revocations::load(store.clone(), 0).unwrap();
+        r.revoke_session("old", 100).await.unwrap();
+        r.revoke_session("live", 200).await.unwrap();
+        r.revoke_sub("u1", sub(50, 100)).await.unwrap();
+        r.sweep(100).await;
+        assert!(!r.is_revoked(&session("old", "u9", 10)));
         assert!(r.is_revoked(&session("live", "u9", 10)));
-        assert!(r.is_revoked(&session("s", "u1", 300)));
-        assert!(!r.is_revoked(&session("y", "u9", 10)));
-        // Appends go to the compacted file, and a later open keeps them.
-        r.revoke_session("new", 700);
-        drop(r);
-        Revocations::open(&path, 550).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "sid new 700\nsub u1 300\nsub u2 7\n"
-        );
-        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-        assert_eq!(left.len(), 1, "no temporary file left behind");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!r.is_revoked(&session("x", "u1", 10)));
+        assert_eq!(store.revoked(0).unwrap().sessions.len(), 1);
     }
 }

@@ -47,7 +47,7 @@ pub async fn serve(
         Endpoint::Start => refuse(Failure::MethodNotAllowed("GET, HEAD"), true),
         Endpoint::Callback if is_post => callback::callback(gw, down).await,
         Endpoint::Callback => refuse(Failure::MethodNotAllowed("POST"), true),
-        Endpoint::SignOut if is_get || is_post => sign_out::sign_out(gw, down),
+        Endpoint::SignOut if is_get || is_post => sign_out::sign_out(gw, down).await,
         Endpoint::SignOut => refuse(Failure::MethodNotAllowed("GET, HEAD, POST"), true),
         Endpoint::UserInfo if is_get => userinfo::userinfo(gw, down).await,
         Endpoint::UserInfo => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),

@@ -3,6 +3,7 @@
 use pingora::proxy::Session as Downstream;
 
 use super::paths::{query_param, safe_return_path};
+use crate::proxy::error::Failure;
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::respond::{escape, Response};
 use crate::session::find_cookie;
@@ -23,8 +24,10 @@ fn is_cross_site(gw: &Gateway, down: &Downstream) -> bool {
 
 /// Signs out, except when another site asked: a link or form elsewhere
 /// must not be able to end the user's session (logout CSRF), so it gets a
-/// page whose button signs out from our own origin.
-pub fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
+/// page whose button signs out from our own origin. The answer waits
+/// until the state store has the revocation: a sign-out the user saw
+/// succeed survives a restart or a crash.
+pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     if is_cross_site(gw, down) {
         let rd = query_param(down.req_header().uri.query(), "rd")
             .and_then(|rd| safe_return_path(&gw.public.origin, &rd));
@@ -48,7 +51,11 @@ pub fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     if let Some(v) = find_cookie(cookie_headers(down), gw.session_cookie.name()) {
         if let Ok(id) = gw.session_cookie.open(v, now) {
             if let Some(sid) = id.session_id() {
-                gw.revocations.revoke_session(sid, id.expires_at());
+                if let Err(e) = gw.revocations.revoke_session(sid, id.expires_at()).await {
+                    // In force in this process, but not yet saved: the user
+                    // is told to try again, which writes it.
+                    return Failure::State(e).answer(true, "/");
+                }
             }
         }
     }

@@ -1,0 +1,217 @@
+//! The embedded store: one redb file, the default.
+//!
+//! Why redb: one file, no server, pure Rust, and ACID: a write returns only
+//! after its transaction is committed and fsync'd (redb's default
+//! `Durability::Immediate`), and a crash (kill -9, power loss) leaves the
+//! last committed state, which redb checks and repairs on the next open.
+//! redb also locks the file, so two gateways cannot share one by mistake.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+
+use redb::{
+    Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
+};
+
+use super::{Revoked, Store, StoreError, SubRevocation};
+
+/// Session id ▶ when it would have expired.
+const SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+/// `sub` ▶ (revoked as of, kept until).
+const SUBS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("revoked_subs");
+/// Notification `jti` ▶ kept until.
+const NOTIFICATIONS: TableDefinition<&str, u64> = TableDefinition::new("notifications_seen");
+/// `sub` ▶ the sealed name Apple sent once.
+const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
+
+/// redb's page cache; its default (1 GiB) is sized for databases far
+/// larger than a revocation list.
+const CACHE_BYTES: usize = 16 << 20;
+
+/// A store in one redb file.
+pub struct Embedded {
+    db: Database,
+}
+
+impl Embedded {
+    /// Opens `path`, creating it (not its directory) if missing.
+    pub fn open(path: &Path) -> Result<Embedded, StoreError> {
+        let open_error = |cause| StoreError::Open {
+            path: path.to_path_buf(),
+            cause,
+        };
+        let mut db = redb::Builder::new()
+            // The format redb 3 and later read, so a later upgrade keeps the file.
+            .create_with_file_format_v3(true)
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(open_error)?;
+        // A file created by an older redb 2 is moved to that format once.
+        db.upgrade().map_err(redb::Error::from)?;
+        let store = Embedded { db };
+        // Every table exists from the start, so reads never meet a missing one.
+        store.write(|txn| {
+            txn.open_table(SESSIONS)?;
+            txn.open_table(SUBS)?;
+            txn.open_table(NOTIFICATIONS)?;
+            txn.open_table(NAMES)?;
+            Ok(((), true))
+        })?;
+        Ok(store)
+    }
+
+    /// Runs `f` in a write transaction: committed (and fsync'd) when `f`
+    /// says it changed something, aborted otherwise, so a change that
+    /// changes nothing writes nothing.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<(T, bool), redb::Error>,
+    ) -> Result<T, StoreError> {
+        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        let (value, changed) = f(&txn)?;
+        if changed {
+            txn.commit().map_err(redb::Error::from)?;
+        } else {
+            txn.abort().map_err(redb::Error::from)?;
+        }
+        Ok(value)
+    }
+
+    /// Drops the rows of `table` whose time (from `until`) is at or before `now`.
+    fn sweep_table<V: redb::Value + 'static>(
+        txn: &WriteTransaction,
+        table: TableDefinition<&str, V>,
+        now: u64,
+        until: impl Fn(V::SelfType<'_>) -> u64,
+    ) -> Result<usize, redb::Error> {
+        let mut t = txn.open_table(table)?;
+        let before = t.len()?;
+        t.retain(|_, v| until(v) > now)?;
+        let dropped = before - t.len()?;
+        if dropped > 0 {
+            tracing::debug!(table = table.name(), dropped, "expired state entries dropped");
+        }
+        Ok(dropped as usize)
+    }
+}
+
+impl Store for Embedded {
+    fn revoked(&self, now: u64) -> Result<Revoked, StoreError> {
+        let read = || -> Result<Revoked, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let mut r = Revoked::default();
+            for row in txn.open_table(SESSIONS)?.iter()? {
+                let (id, exp) = row?;
+                if exp.value() > now {
+                    r.sessions.insert(id.value().to_string(), exp.value());
+                }
+            }
+            for row in txn.open_table(SUBS)?.iter()? {
+                let (sub, held) = row?;
+                let (at, until) = held.value();
+                if until > now {
+                    r.subs
+                        .insert(sub.value().to_string(), SubRevocation { at, until });
+                }
+            }
+            Ok(r)
+        };
+        Ok(read()?)
+    }
+
+    fn revoke_session(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(SESSIONS)?;
+            if t.get(id)?.is_some() {
+                return Ok((false, false));
+            }
+            t.insert(id, expires_at)?;
+            Ok((true, true))
+        })
+    }
+
+    fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(SUBS)?;
+            let held = t.get(sub)?.map(|v| {
+                let (at, until) = v.value();
+                SubRevocation { at, until }
+            });
+            match SubRevocation::merge(held, r) {
+                Some(keep) => {
+                    t.insert(sub, (keep.at, keep.until))?;
+                    Ok((true, true))
+                }
+                None => Ok((false, false)),
+            }
+        })
+    }
+
+    fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(NOTIFICATIONS)?;
+            if t.get(jti)?.is_some() {
+                return Ok((false, false));
+            }
+            t.insert(jti, until)?;
+            Ok((true, true))
+        })
+    }
+
+    fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(NAMES)?;
+            if t.get(sub)?.is_some_and(|held| held.value() == sealed) {
+                return Ok((false, false));
+            }
+            t.insert(sub, sealed)?;
+            Ok((true, true))
+        })
+    }
+
+    fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let read = || -> Result<_, redb::Error> {
+            let txn = self.db.begin_read()?;
+            let t = txn.open_table(NAMES)?;
+            let name = t.get(sub)?.map(|v| v.value().to_vec());
+            Ok(name)
+        };
+        Ok(read()?)
+    }
+
+    fn forget_name(&self, sub: &str) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let gone = txn.open_table(NAMES)?.remove(sub)?.is_some();
+            Ok((gone, gone))
+        })
+    }
+
+    fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+        self.write(|txn| {
+            let n = Self::sweep_table(txn, SESSIONS, now, |exp| exp)?
+                + Self::sweep_table(txn, SUBS, now, |(_, until)| until)?
+                + Self::sweep_table(txn, NOTIFICATIONS, now, |until| until)?;
+            Ok((n, n > 0))
+        })
+    }
+}
+
+/// Whether the state file at `path` could be written: an existing file
+/// opened for writing, or else a file created beside it (and removed).
+/// For `check`, which must not open the database itself: a running
+/// gateway holds its lock.
+pub fn probe_writable(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return OpenOptions::new().write(true).open(path).map(drop);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let probe: PathBuf = path.with_file_name(format!(".{name}.check-{}", std::process::id()));
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}

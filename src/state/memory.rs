@@ -1,0 +1,108 @@
+//! The memory store: lost at exit, so only when asked (`backend = "memory"`:
+//! tests, `dev`).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Revoked, Store, StoreError, SubRevocation};
+
+/// A store in maps.
+#[derive(Default)]
+pub struct Memory {
+    /// Why one mutex: calls are rare (sign-outs, notifications), never on
+    /// the per-request path, and one lock keeps each call atomic as a
+    /// transaction is in the embedded store.
+    tables: Mutex<Tables>,
+}
+
+#[derive(Default)]
+struct Tables {
+    revoked: Revoked,
+    notifications: HashMap<String, u64>,
+    names: HashMap<String, Vec<u8>>,
+}
+
+impl Memory {
+    fn tables(&self) -> MutexGuard<'_, Tables> {
+        // Each call below changes one map entry at most: poison cannot mean
+        // a half-made change.
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for Memory {
+    fn revoked(&self, now: u64) -> Result<Revoked, StoreError> {
+        let t = self.tables();
+        Ok(Revoked {
+            sessions: t
+                .revoked
+                .sessions
+                .iter()
+                .filter(|(_, exp)| **exp > now)
+                .map(|(id, exp)| (id.clone(), *exp))
+                .collect(),
+            subs: t
+                .revoked
+                .subs
+                .iter()
+                .filter(|(_, r)| r.until > now)
+                .map(|(sub, r)| (sub.clone(), *r))
+                .collect(),
+        })
+    }
+
+    fn revoke_session(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
+        let sessions = &mut self.tables().revoked.sessions;
+        if sessions.contains_key(id) {
+            return Ok(false);
+        }
+        sessions.insert(id.to_string(), expires_at);
+        Ok(true)
+    }
+
+    fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError> {
+        let subs = &mut self.tables().revoked.subs;
+        match SubRevocation::merge(subs.get(sub).copied(), r) {
+            Some(keep) => {
+                subs.insert(sub.to_string(), keep);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+        let seen = &mut self.tables().notifications;
+        if seen.contains_key(jti) {
+            return Ok(false);
+        }
+        seen.insert(jti.to_string(), until);
+        Ok(true)
+    }
+
+    fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
+        let names = &mut self.tables().names;
+        if names.get(sub).is_some_and(|held| held == sealed) {
+            return Ok(false);
+        }
+        names.insert(sub.to_string(), sealed.to_vec());
+        Ok(true)
+    }
+
+    fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tables().names.get(sub).cloned())
+    }
+
+    fn forget_name(&self, sub: &str) -> Result<bool, StoreError> {
+        Ok(self.tables().names.remove(sub).is_some())
+    }
+
+    fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+        let mut t = self.tables();
+        let before = t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len();
+        t.revoked.sessions.retain(|_, exp| *exp > now);
+        t.revoked.subs.retain(|_, r| r.until > now);
+        t.notifications.retain(|_, until| *until > now);
+        Ok(before - (t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len()))
+    }
+}

@@ -1,0 +1,224 @@
+//! What the server keeps: the state store, and its one seam, [`Store`].
+//!
+//! Sessions live in cookies, so the server keeps little: revoked sessions
+//! (by id, until they would have expired anyway), revoked users (by `sub`,
+//! as of a time), and room for what the Apple lifecycle adds: notification
+//! ids already handled (Apple retries) and the names Apple sends only once
+//! (sealed by the caller: personal data). Refresh bookkeeping for
+//! re-validation gets its table here, beside these, when it lands.
+//!
+//! Two backends: [`Embedded`], a crash-safe single-file database (the
+//! default: durable with no configuration), and [`Memory`] (only when asked:
+//! tests, `dev`). Every backend passes the one shared [`suite`].
+//!
+//! The per-request path never touches a store: `session::Revocations`
+//! loads what is in force at start into memory and writes each change
+//! through, answering only once the store has committed it. Hence a
+//! synchronous trait: calls are rare, and async callers run them on
+//! tokio's blocking pool.
+
+mod embedded;
+mod memory;
+pub mod suite;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use embedded::{probe_writable, Embedded};
+pub use memory::Memory;
+
+use crate::config;
+
+/// A revocation of every proof of one `sub` issued at or before `at`;
+/// kept until `until`, when no such proof can still be valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubRevocation {
+    pub at: u64,
+    pub until: u64,
+}
+
+impl SubRevocation {
+    /// What to keep when `new` arrives and `held` is kept: `None` when
+    /// `new` changes nothing (it is no later), so nothing is written. A
+    /// revocation only moves forward; it is kept as long as either needs.
+    pub fn merge(held: Option<SubRevocation>, new: SubRevocation) -> Option<SubRevocation> {
+        match held {
+            Some(h) if h.at >= new.at => None,
+            Some(h) => Some(SubRevocation {
+                at: new.at,
+                until: new.until.max(h.until),
+            }),
+            None => Some(new),
+        }
+    }
+}
+
+/// The revocations in force: what the per-request view starts with.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Revoked {
+    /// Session id ▶ when the session would have expired.
+    pub sessions: HashMap<String, u64>,
+    pub subs: HashMap<String, SubRevocation>,
+}
+
+/// What the server keeps, behind one seam. Writes are durable when they
+/// return `Ok` (for a durable backend); each returns whether it changed
+/// anything, and one that changes nothing writes nothing.
+pub trait Store: Send + Sync {
+    /// The revocations in force at `now` (nothing expired).
+    fn revoked(&self, now: u64) -> Result<Revoked, StoreError>;
+    /// Revokes session `id`, which would expire at `expires_at`. A session
+    /// already revoked keeps its first entry.
+    fn revoke_session(&self, id: &str, expires_at: u64) -> Result<bool, StoreError>;
+    /// Revokes `sub`'s proofs as of `r.at` (see [`SubRevocation::merge`]).
+    fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError>;
+    /// Records notification `jti`, kept until `until`; `false` when it was
+    /// already recorded (a retry to ignore).
+    fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError>;
+    /// Keeps `sealed` (a name, sealed by the caller) for `sub`.
+    fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError>;
+    /// The sealed name kept for `sub`.
+    fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Forgets `sub`'s name.
+    fn forget_name(&self, sub: &str) -> Result<bool, StoreError>;
+    /// Drops every entry expired at `now`; how many.
+    fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+}
+
+/// Why the store failed.
+#[derive(Debug)]
+pub enum StoreError {
+    /// The state file could not be opened or created: a missing directory,
+    /// no permission, not a database, or held by another running gateway.
+    Open {
+        path: PathBuf,
+        cause: redb::DatabaseError,
+    },
+    /// A read or write failed (I/O error, disk full, a damaged file).
+    Storage(redb::Error),
+    /// The task writing the change was lost (the runtime shutting down).
+    Interrupted,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Open {
+                path,
+                cause: redb::DatabaseError::DatabaseAlreadyOpen,
+            } => write!(
+                f,
+                "state.path: {} is in use by another running applegate (each gateway needs its own state file)",
+                path.display()
+            ),
+            StoreError::Open { path, .. } => {
+                write!(f, "state.path: cannot open {}", path.display())
+            }
+            StoreError::Storage(_) => f.write_str("the state store failed"),
+            StoreError::Interrupted => f.write_str("the state store's write was interrupted"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Open {
+                cause: redb::DatabaseError::DatabaseAlreadyOpen,
+                ..
+            } => None,
+            StoreError::Open { cause, .. } => Some(cause),
+            StoreError::Storage(e) => Some(e),
+            StoreError::Interrupted => None,
+        }
+    }
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        StoreError::Storage(e)
+    }
+}
+
+/// Opens the store `[state]` names. Fails closed: a file that cannot be
+/// opened is an error, never a silent fall back to memory.
+pub fn open(state: &config::State) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match state {
+        config::State::Embedded { path } => Arc::new(Embedded::open(path)?),
+        config::State::Memory => Arc::new(Memory::default()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory for one test (tests run in parallel in one process).
+    fn temp_dir(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "applegate-state-{}-{test}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn memory_passes_the_suite() {
+        suite::check(&|| Box::new(Memory::default()));
+    }
+
+    #[test]
+    fn embedded_passes_the_suite() {
+        let dir = temp_dir("suite");
+        let n = std::sync::atomic::AtomicU32::new(0);
+        suite::check(&|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Box::new(Embedded::open(&dir.join(format!("{i}.state"))).unwrap())
+        });
+        let path = dir.join("kept.state");
+        suite::check_durable(&|| Box::new(Embedded::open(&path).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Open fails closed, with the path and the reason: a missing
+    /// directory, a file that is not a database, a file in use.
+    #[test]
+    fn embedded_open_failures_say_why() {
+        let dir = temp_dir("open");
+        let missing = dir.join("no/such/dir/x.state");
+        let e = Embedded::open(&missing).err().unwrap();
+        assert_eq!(e.to_string(), format!("state.path: cannot open {}", missing.display()));
+        let cause = std::error::Error::source(&e).unwrap().to_string();
+        assert!(cause.contains("No such file or directory"), "{cause}");
+        let junk = dir.join("junk.state");
+        std::fs::write(&junk, b"this is not a redb file, but long enough to look at").unwrap();
+        assert!(matches!(Embedded::open(&junk), Err(StoreError::Open { .. })));
+        let path = dir.join("held.state");
+        let _held = Embedded::open(&path).unwrap();
+        let e = Embedded::open(&path).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "state.path: {} is in use by another running applegate (each gateway needs its own state file)",
+                path.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn probe_tells_writable_from_not() {
+        let dir = temp_dir("probe");
+        probe_writable(&dir.join("new.state")).unwrap();
+        assert!(!dir.join("new.state").exists(), "the probe leaves nothing");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        assert!(probe_writable(&dir.join("missing/x.state")).is_err());
+        std::fs::write(dir.join("file"), "").unwrap();
+        assert!(probe_writable(&dir.join("file/x.state")).is_err(), "parent is a file");
+        assert!(probe_writable(&dir).is_err(), "a directory is not a state file");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

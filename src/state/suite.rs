@@ -1,0 +1,117 @@
+//! The one test suite every [`Store`] backend passes (memory and embedded
+//! here; a Redis store later runs the same calls). Public so a backend
+//! tested from `tests/` can run it too.
+//!
+//! [`check`] takes a constructor of fresh, empty stores; [`check_durable`]
+//! one that opens the same place each time, for backends that keep.
+
+use super::{Store, SubRevocation};
+
+const NOW: u64 = 1_000;
+
+/// Runs every check, each on a fresh store from `fresh`; panics with the
+/// name of the first that fails.
+pub fn check(fresh: &dyn Fn() -> Box<dyn Store>) {
+    sessions(&*fresh());
+    subs(&*fresh());
+    notifications(&*fresh());
+    names(&*fresh());
+    sweep(&*fresh());
+}
+
+/// What one store wrote, a second opened at the same place reads: `open`
+/// must return the store at one place, the first time empty.
+pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
+    {
+        let s = open();
+        s.revoke_session("s1", NOW + 10).unwrap();
+        s.revoke_sub("u1", sub(NOW, NOW + 50)).unwrap();
+        s.first_notification("n1", NOW + 10).unwrap();
+        s.remember_name("u1", b"sealed").unwrap();
+    }
+    let s = open();
+    let r = s.revoked(NOW).unwrap();
+    assert_eq!(r.sessions.get("s1"), Some(&(NOW + 10)), "durable: sessions");
+    assert_eq!(r.subs.get("u1"), Some(&sub(NOW, NOW + 50)), "durable: subs");
+    assert!(!s.first_notification("n1", NOW + 10).unwrap(), "durable: notifications");
+    assert_eq!(s.name("u1").unwrap().as_deref(), Some(&b"sealed"[..]), "durable: names");
+}
+
+fn sub(at: u64, until: u64) -> SubRevocation {
+    SubRevocation { at, until }
+}
+
+/// A session revoked is in force until it expires; a repeat changes nothing.
+fn sessions(s: &dyn Store) {
+    assert!(s.revoked(NOW).unwrap().sessions.is_empty(), "sessions: fresh store");
+    assert!(s.revoke_session("s1", NOW + 10).unwrap(), "sessions: first revocation");
+    assert!(!s.revoke_session("s1", NOW + 10).unwrap(), "sessions: a repeat changes nothing");
+    assert!(!s.revoke_session("s1", NOW + 99).unwrap(), "sessions: the first entry stands");
+    assert!(s.revoke_session("s2", NOW + 20).unwrap());
+    let r = s.revoked(NOW).unwrap();
+    assert_eq!(r.sessions.len(), 2, "sessions: {r:?}");
+    assert_eq!(r.sessions["s1"], NOW + 10, "sessions: the first entry stands");
+    let later = s.revoked(NOW + 10).unwrap();
+    assert_eq!(
+        later.sessions.keys().collect::<Vec<_>>(),
+        ["s2"],
+        "sessions: what expired is not in force"
+    );
+}
+
+/// A revocation of a `sub` only moves forward, and is kept as long as needed.
+fn subs(s: &dyn Store) {
+    assert!(s.revoke_sub("u1", sub(NOW, NOW + 50)).unwrap());
+    assert!(!s.revoke_sub("u1", sub(NOW, NOW + 90)).unwrap(), "subs: same time");
+    assert!(!s.revoke_sub("u1", sub(NOW - 1, NOW + 90)).unwrap(), "subs: earlier");
+    assert_eq!(s.revoked(NOW).unwrap().subs["u1"], sub(NOW, NOW + 50));
+    assert!(s.revoke_sub("u1", sub(NOW + 5, NOW + 20)).unwrap(), "subs: later");
+    assert_eq!(
+        s.revoked(NOW).unwrap().subs["u1"],
+        sub(NOW + 5, NOW + 50),
+        "subs: kept as long as the longer needs"
+    );
+    assert!(s.revoke_sub("u2", sub(NOW, NOW + 1)).unwrap());
+    let r = s.revoked(NOW + 1).unwrap();
+    assert_eq!(r.subs.keys().collect::<Vec<_>>(), ["u1"], "subs: {r:?}");
+}
+
+/// A notification id is new once.
+fn notifications(s: &dyn Store) {
+    assert!(s.first_notification("n1", NOW + 10).unwrap());
+    assert!(!s.first_notification("n1", NOW + 10).unwrap(), "notifications: a retry");
+    assert!(s.first_notification("n2", NOW + 10).unwrap());
+}
+
+/// A name is kept until forgotten, per `sub`.
+fn names(s: &dyn Store) {
+    assert_eq!(s.name("u1").unwrap(), None);
+    assert!(s.remember_name("u1", b"one").unwrap());
+    assert!(!s.remember_name("u1", b"one").unwrap(), "names: the same again");
+    assert!(s.remember_name("u1", b"two").unwrap(), "names: replaced");
+    assert!(s.remember_name("u2", b"other").unwrap());
+    assert_eq!(s.name("u1").unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(s.forget_name("u1").unwrap());
+    assert!(!s.forget_name("u1").unwrap(), "names: forgotten once");
+    assert_eq!(s.name("u1").unwrap(), None);
+    assert_eq!(s.name("u2").unwrap().as_deref(), Some(&b"other"[..]));
+}
+
+/// A sweep drops what expired, and only that; names do not expire.
+fn sweep(s: &dyn Store) {
+    s.revoke_session("old", NOW).unwrap();
+    s.revoke_session("live", NOW + 1).unwrap();
+    s.revoke_sub("u-old", sub(NOW - 9, NOW)).unwrap();
+    s.revoke_sub("u-live", sub(NOW - 9, NOW + 1)).unwrap();
+    s.first_notification("n-old", NOW).unwrap();
+    s.first_notification("n-live", NOW + 1).unwrap();
+    s.remember_name("u-old", b"kept").unwrap();
+    assert_eq!(s.sweep(NOW).unwrap(), 3, "sweep: three expired");
+    assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
+    let r = s.revoked(0).unwrap();
+    assert_eq!(r.sessions.keys().collect::<Vec<_>>(), ["live"], "sweep: {r:?}");
+    assert_eq!(r.subs.keys().collect::<Vec<_>>(), ["u-live"], "sweep: {r:?}");
+    assert!(s.first_notification("n-old", NOW + 1).unwrap(), "sweep: forgotten");
+    assert!(!s.first_notification("n-live", NOW + 1).unwrap());
+    assert_eq!(s.name("u-old").unwrap().as_deref(), Some(&b"kept"[..]));
+}
