@@ -8,6 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
@@ -28,6 +29,9 @@ const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
 /// larger than a revocation list.
 const CACHE_BYTES: usize = 16 << 20;
 
+/// How long [`Embedded::open`] waits for a file another handle is closing.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
+
 /// A store in one redb file.
 pub struct Embedded {
     db: Database,
@@ -40,12 +44,23 @@ impl Embedded {
             path: path.to_path_buf(),
             cause,
         };
-        let mut db = redb::Builder::new()
-            // The format redb 3 and later read, so a later upgrade keeps the file.
+        let mut builder = redb::Builder::new();
+        // The format redb 3 and later read, so a later upgrade keeps the file.
+        builder
             .create_with_file_format_v3(true)
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(open_error)?;
+            .set_cache_size(CACHE_BYTES);
+        // A gateway restarted in place may find its predecessor still
+        // closing the file (pingora drops a stopped server's tasks without
+        // waiting for them): a moment's wait, then "in use" is the answer.
+        let deadline = Instant::now() + RELEASE_WAIT;
+        let mut db = loop {
+            match builder.create(path) {
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => break other.map_err(open_error)?,
+            }
+        };
         // A file created by an older redb 2 is moved to that format once.
         db.upgrade().map_err(redb::Error::from)?;
         let store = Embedded { db };

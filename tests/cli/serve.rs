@@ -51,7 +51,7 @@ async fn logs_carry_no_secrets() {
         &format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"{url}\"\nthreads = 1\ngrace_period = \"0s\"\n\
              [apple]\nteam_id = \"{}\"\nservices_id = \"{}\"\nkey_id = \"{}\"\nprivate_key_file = \"AuthKey.p8\"\nbase_url = \"{}\"\n\
-             [session]\nsecret_file = \"session.key\"\n[revocation]\nfile = \"revoked.log\"\n[log]\nlevel = \"trace\"\n\
+             [session]\nsecret_file = \"session.key\"\n[log]\nlevel = \"trace\"\n\
              [[routes]]\npath = \"/\"\nupstream = \"http://{}\"\n",
             common::TEAM_ID,
             common::SERVICES_ID,
