@@ -1,11 +1,12 @@
 //! The `applegate` binary itself, as a process: its usage, `check`, `run`
-//! and `dev`. One test crate (`cargo test --test cli`) in a few files, by
+//! and `dev`, and its state across restarts. One test crate (`cargo test --test cli`) in a few files, by
 //! what they run.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod config;
 mod serve;
+mod state;
 mod usage;
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_applegate");
 pub const SECRET: &str = "q3J0bXk2c0FkZ2VGcGxhbnRzK2FyZS9nb29kLWZvci15b3U9PQxyzw";
 
 /// A temporary directory, removed when dropped.
-pub struct TempDir(PathBuf);
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
