@@ -23,7 +23,8 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && mkdir -p /var/lib/applegate && chown 10001 /var/lib/applegate
 COPY --from=build /src/target/release/applegate /usr/local/bin/applegate
 COPY conf/applegate.example.toml /usr/share/applegate/applegate.example.toml
-# Writable state (set [revocation] file = "/var/lib/applegate/revoked.log").
+# Writable state: the config is mounted read-only, so set
+# [state] path = "/var/lib/applegate/applegate.state" (`check` fails otherwise).
 VOLUME /var/lib/applegate
 USER 10001
 EXPOSE 8080

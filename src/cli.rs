@@ -150,8 +150,13 @@ fn check(path: &Path, c: &Config) -> ExitCode {
     );
     let _ = writeln!(out, "  Apple URL    {}", c.apple.base_url);
     let _ = match &c.state {
-        config::State::Embedded { path } => writeln!(out, "  state        embedded, {}", path.display()),
-        config::State::Memory => writeln!(out, "  state        memory only (lost at exit: sign-outs do not survive a restart)"),
+        config::State::Embedded { path } => {
+            writeln!(out, "  state        embedded, {}", path.display())
+        }
+        config::State::Memory => writeln!(
+            out,
+            "  state        memory only (lost at exit: sign-outs do not survive a restart)"
+        ),
     };
     for r in &c.routes {
         let _ = writeln!(
@@ -196,7 +201,10 @@ fn check(path: &Path, c: &Config) -> ExitCode {
     // database itself is not opened here: a running gateway holds its lock.
     if let config::State::Embedded { path } = &c.state {
         if let Err(e) = applegate::state::probe_writable(path) {
-            eprintln!("applegate check: state.path: cannot write {}: {e}", path.display());
+            eprintln!(
+                "applegate check: state.path: cannot write {}: {e}",
+                path.display()
+            );
             return ExitCode::from(1);
         }
     }

@@ -74,7 +74,10 @@ mod tests {
         let top: toml::Table = text.parse().unwrap();
         let mut v = Validator::new(Path::new("/etc/applegate"), &|_| None);
         let state = read(&mut v, &top);
-        (state, v.into_problems().iter().map(ToString::to_string).collect())
+        (
+            state,
+            v.into_problems().iter().map(ToString::to_string).collect(),
+        )
     }
 
     #[test]

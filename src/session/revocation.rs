@@ -119,10 +119,7 @@ impl Revocations {
             || self
                 .subs
                 .read()
-                .map(|s| {
-                    s.get(&id.sub)
-                        .is_some_and(|r| id.issued_at() <= r.value.at)
-                })
+                .map(|s| s.get(&id.sub).is_some_and(|r| id.issued_at() <= r.value.at))
                 .unwrap_or(true)
     }
 
@@ -197,7 +194,10 @@ mod tests {
     }
 
     impl Counting {
-        fn call<T>(&self, f: impl FnOnce(&Memory) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        fn call<T>(
+            &self,
+            f: impl FnOnce(&Memory) -> Result<T, StoreError>,
+        ) -> Result<T, StoreError> {
             self.writes.fetch_add(1, Ordering::SeqCst);
             if self.failing.load(Ordering::SeqCst) {
                 return Err(StoreError::Interrupted);
@@ -257,7 +257,10 @@ mod tests {
             !r.is_revoked(&session("s1", "u1", 10)),
             "expired entries are dropped"
         );
-        assert!(store.revoked(0).unwrap().sessions.is_empty(), "from the store too");
+        assert!(
+            store.revoked(0).unwrap().sessions.is_empty(),
+            "from the store too"
+        );
     }
 
     /// A repeat reaches the store not at all; an earlier time does not
@@ -273,7 +276,11 @@ mod tests {
         r.revoke_sub("u1", sub(300, 900)).await.unwrap();
         r.revoke_sub("u1", sub(200, 900)).await.unwrap();
         assert_eq!(store.writes.load(Ordering::SeqCst), 2);
-        assert_eq!(store.revoked(0).unwrap().sessions["s1"], 500, "the first entry stands");
+        assert_eq!(
+            store.revoked(0).unwrap().sessions["s1"],
+            500,
+            "the first entry stands"
+        );
         assert!(r.is_revoked(&session("x", "u1", 300)));
         r.revoke_sub("u1", sub(400, 900)).await.unwrap();
         assert_eq!(store.writes.load(Ordering::SeqCst), 3);

@@ -104,7 +104,11 @@ impl Embedded {
         t.retain(|_, v| until(v) > now)?;
         let dropped = before - t.len()?;
         if dropped > 0 {
-            tracing::debug!(table = table.name(), dropped, "expired state entries dropped");
+            tracing::debug!(
+                table = table.name(),
+                dropped,
+                "expired state entries dropped"
+            );
         }
         Ok(dropped as usize)
     }

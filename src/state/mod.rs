@@ -190,12 +190,22 @@ mod tests {
         let dir = temp_dir("open");
         let missing = dir.join("no/such/dir/x.state");
         let e = Embedded::open(&missing).err().unwrap();
-        assert_eq!(e.to_string(), format!("state.path: cannot open {}", missing.display()));
+        assert_eq!(
+            e.to_string(),
+            format!("state.path: cannot open {}", missing.display())
+        );
         let cause = std::error::Error::source(&e).unwrap().to_string();
         assert!(cause.contains("No such file or directory"), "{cause}");
         let junk = dir.join("junk.state");
-        std::fs::write(&junk, b"this is not a redb file, but long enough to look at").unwrap();
-        assert!(matches!(Embedded::open(&junk), Err(StoreError::Open { .. })));
+        std::fs::write(
+            &junk,
+            b"this is not a redb file, but long enough to look at",
+        )
+        .unwrap();
+        assert!(matches!(
+            Embedded::open(&junk),
+            Err(StoreError::Open { .. })
+        ));
         let path = dir.join("held.state");
         let _held = Embedded::open(&path).unwrap();
         let e = Embedded::open(&path).err().unwrap();
@@ -217,8 +227,14 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         assert!(probe_writable(&dir.join("missing/x.state")).is_err());
         std::fs::write(dir.join("file"), "").unwrap();
-        assert!(probe_writable(&dir.join("file/x.state")).is_err(), "parent is a file");
-        assert!(probe_writable(&dir).is_err(), "a directory is not a state file");
+        assert!(
+            probe_writable(&dir.join("file/x.state")).is_err(),
+            "parent is a file"
+        );
+        assert!(
+            probe_writable(&dir).is_err(),
+            "a directory is not a state file"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -33,8 +33,15 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
     let r = s.revoked(NOW).unwrap();
     assert_eq!(r.sessions.get("s1"), Some(&(NOW + 10)), "durable: sessions");
     assert_eq!(r.subs.get("u1"), Some(&sub(NOW, NOW + 50)), "durable: subs");
-    assert!(!s.first_notification("n1", NOW + 10).unwrap(), "durable: notifications");
-    assert_eq!(s.name("u1").unwrap().as_deref(), Some(&b"sealed"[..]), "durable: names");
+    assert!(
+        !s.first_notification("n1", NOW + 10).unwrap(),
+        "durable: notifications"
+    );
+    assert_eq!(
+        s.name("u1").unwrap().as_deref(),
+        Some(&b"sealed"[..]),
+        "durable: names"
+    );
 }
 
 fn sub(at: u64, until: u64) -> SubRevocation {
@@ -43,14 +50,30 @@ fn sub(at: u64, until: u64) -> SubRevocation {
 
 /// A session revoked is in force until it expires; a repeat changes nothing.
 fn sessions(s: &dyn Store) {
-    assert!(s.revoked(NOW).unwrap().sessions.is_empty(), "sessions: fresh store");
-    assert!(s.revoke_session("s1", NOW + 10).unwrap(), "sessions: first revocation");
-    assert!(!s.revoke_session("s1", NOW + 10).unwrap(), "sessions: a repeat changes nothing");
-    assert!(!s.revoke_session("s1", NOW + 99).unwrap(), "sessions: the first entry stands");
+    assert!(
+        s.revoked(NOW).unwrap().sessions.is_empty(),
+        "sessions: fresh store"
+    );
+    assert!(
+        s.revoke_session("s1", NOW + 10).unwrap(),
+        "sessions: first revocation"
+    );
+    assert!(
+        !s.revoke_session("s1", NOW + 10).unwrap(),
+        "sessions: a repeat changes nothing"
+    );
+    assert!(
+        !s.revoke_session("s1", NOW + 99).unwrap(),
+        "sessions: the first entry stands"
+    );
     assert!(s.revoke_session("s2", NOW + 20).unwrap());
     let r = s.revoked(NOW).unwrap();
     assert_eq!(r.sessions.len(), 2, "sessions: {r:?}");
-    assert_eq!(r.sessions["s1"], NOW + 10, "sessions: the first entry stands");
+    assert_eq!(
+        r.sessions["s1"],
+        NOW + 10,
+        "sessions: the first entry stands"
+    );
     let later = s.revoked(NOW + 10).unwrap();
     assert_eq!(
         later.sessions.keys().collect::<Vec<_>>(),
@@ -62,10 +85,19 @@ fn sessions(s: &dyn Store) {
 /// A revocation of a `sub` only moves forward, and is kept as long as needed.
 fn subs(s: &dyn Store) {
     assert!(s.revoke_sub("u1", sub(NOW, NOW + 50)).unwrap());
-    assert!(!s.revoke_sub("u1", sub(NOW, NOW + 90)).unwrap(), "subs: same time");
-    assert!(!s.revoke_sub("u1", sub(NOW - 1, NOW + 90)).unwrap(), "subs: earlier");
+    assert!(
+        !s.revoke_sub("u1", sub(NOW, NOW + 90)).unwrap(),
+        "subs: same time"
+    );
+    assert!(
+        !s.revoke_sub("u1", sub(NOW - 1, NOW + 90)).unwrap(),
+        "subs: earlier"
+    );
     assert_eq!(s.revoked(NOW).unwrap().subs["u1"], sub(NOW, NOW + 50));
-    assert!(s.revoke_sub("u1", sub(NOW + 5, NOW + 20)).unwrap(), "subs: later");
+    assert!(
+        s.revoke_sub("u1", sub(NOW + 5, NOW + 20)).unwrap(),
+        "subs: later"
+    );
     assert_eq!(
         s.revoked(NOW).unwrap().subs["u1"],
         sub(NOW + 5, NOW + 50),
@@ -79,7 +111,10 @@ fn subs(s: &dyn Store) {
 /// A notification id is new once.
 fn notifications(s: &dyn Store) {
     assert!(s.first_notification("n1", NOW + 10).unwrap());
-    assert!(!s.first_notification("n1", NOW + 10).unwrap(), "notifications: a retry");
+    assert!(
+        !s.first_notification("n1", NOW + 10).unwrap(),
+        "notifications: a retry"
+    );
     assert!(s.first_notification("n2", NOW + 10).unwrap());
 }
 
@@ -87,7 +122,10 @@ fn notifications(s: &dyn Store) {
 fn names(s: &dyn Store) {
     assert_eq!(s.name("u1").unwrap(), None);
     assert!(s.remember_name("u1", b"one").unwrap());
-    assert!(!s.remember_name("u1", b"one").unwrap(), "names: the same again");
+    assert!(
+        !s.remember_name("u1", b"one").unwrap(),
+        "names: the same again"
+    );
     assert!(s.remember_name("u1", b"two").unwrap(), "names: replaced");
     assert!(s.remember_name("u2", b"other").unwrap());
     assert_eq!(s.name("u1").unwrap().as_deref(), Some(&b"two"[..]));
@@ -109,9 +147,20 @@ fn sweep(s: &dyn Store) {
     assert_eq!(s.sweep(NOW).unwrap(), 3, "sweep: three expired");
     assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
     let r = s.revoked(0).unwrap();
-    assert_eq!(r.sessions.keys().collect::<Vec<_>>(), ["live"], "sweep: {r:?}");
-    assert_eq!(r.subs.keys().collect::<Vec<_>>(), ["u-live"], "sweep: {r:?}");
-    assert!(s.first_notification("n-old", NOW + 1).unwrap(), "sweep: forgotten");
+    assert_eq!(
+        r.sessions.keys().collect::<Vec<_>>(),
+        ["live"],
+        "sweep: {r:?}"
+    );
+    assert_eq!(
+        r.subs.keys().collect::<Vec<_>>(),
+        ["u-live"],
+        "sweep: {r:?}"
+    );
+    assert!(
+        s.first_notification("n-old", NOW + 1).unwrap(),
+        "sweep: forgotten"
+    );
     assert!(!s.first_notification("n-live", NOW + 1).unwrap());
     assert_eq!(s.name("u-old").unwrap().as_deref(), Some(&b"kept"[..]));
 }

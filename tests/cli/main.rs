@@ -1,6 +1,6 @@
 //! The `applegate` binary itself, as a process: its usage, `check`, `run`
-//! and `dev`, and its state across restarts. One test crate (`cargo test --test cli`) in a few files, by
-//! what they run.
+//! and `dev`, and its state across restarts. One test crate (`cargo test
+//! --test cli`) in a few files, by what they run.
 
 #[path = "../common/mod.rs"]
 mod common;

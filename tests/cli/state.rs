@@ -76,7 +76,10 @@ impl Gateway {
     async fn session(&self, email: &str) -> String {
         let mut b = Browser::new();
         let page = b
-            .sign_in(&format!("{}/oauth2/start?rd=/", self.url), &Person::new(email))
+            .sign_in(
+                &format!("{}/oauth2/start?rd=/", self.url),
+                &Person::new(email),
+            )
             .await;
         assert_eq!(page.status, 200, "{}", page.body);
         b.cookie("applegate").unwrap().value.clone()
@@ -110,9 +113,18 @@ async fn a_signed_out_cookie_stays_dead_across_a_restart_with_no_state_configure
     let gw = Gateway::new("state-restart");
     let http = client();
     let mut proc = gw.start();
-    let (out, kept) = (gw.session("out@example.com").await, gw.session("kept@example.com").await);
-    assert_eq!(status(&http, &gw.url, "/oauth2/sign_out", &out).await, Some(200));
-    assert_eq!(status(&http, &gw.url, "/oauth2/userinfo", &out).await, Some(401));
+    let (out, kept) = (
+        gw.session("out@example.com").await,
+        gw.session("kept@example.com").await,
+    );
+    assert_eq!(
+        status(&http, &gw.url, "/oauth2/sign_out", &out).await,
+        Some(200)
+    );
+    assert_eq!(
+        status(&http, &gw.url, "/oauth2/userinfo", &out).await,
+        Some(401)
+    );
     Command::new("kill")
         .args(["-TERM", &proc.0.id().to_string()])
         .status()
@@ -174,7 +186,10 @@ async fn kill_9_during_a_burst_of_sign_outs_loses_none_that_were_answered() {
             proc.0.wait().unwrap();
         }
     }
-    eprintln!("{} sign-outs answered, {unanswered} cut off by the kill", answered.len());
+    eprintln!(
+        "{} sign-outs answered, {unanswered} cut off by the kill",
+        answered.len()
+    );
     assert!(answered.len() >= KILL_AFTER);
 
     let _proc = gw.start();
@@ -207,16 +222,31 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
     let cfg = dir.write("default.toml", base);
     let (code, stdout, stderr) = check(&cfg);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
-    let expected = format!("  state        embedded, {}", dir.0.join("applegate.state").display());
+    let expected = format!(
+        "  state        embedded, {}",
+        dir.0.join("applegate.state").display()
+    );
     assert!(stdout.contains(&expected), "{stdout}");
-    assert!(!dir.0.join("applegate.state").exists(), "check creates no state file");
+    assert!(
+        !dir.0.join("applegate.state").exists(),
+        "check creates no state file"
+    );
 
-    let cfg = dir.write("memory.toml", &format!("{base}[state]\nbackend = \"memory\"\n"));
+    let cfg = dir.write(
+        "memory.toml",
+        &format!("{base}[state]\nbackend = \"memory\"\n"),
+    );
     let (code, stdout, _) = check(&cfg);
     assert_eq!(code, 0);
-    assert!(stdout.contains("  state        memory only (lost at exit"), "{stdout}");
+    assert!(
+        stdout.contains("  state        memory only (lost at exit"),
+        "{stdout}"
+    );
 
-    let cfg = dir.write("unwritable.toml", &format!("{base}[state]\npath = \"no/such/dir/gate.state\"\n"));
+    let cfg = dir.write(
+        "unwritable.toml",
+        &format!("{base}[state]\npath = \"no/such/dir/gate.state\"\n"),
+    );
     let (code, _, stderr) = check(&cfg);
     assert_eq!(code, 1, "{stderr}");
     let expected = format!(
@@ -225,11 +255,16 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 
-    let cfg = dir.write("old.toml", &format!("{base}[revocation]\nfile = \"revoked.log\"\n"));
+    let cfg = dir.write(
+        "old.toml",
+        &format!("{base}[revocation]\nfile = \"revoked.log\"\n"),
+    );
     let (code, _, stderr) = check(&cfg);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("  revocation: replaced by [state]: revocations are now kept in the state store"),
+        stderr.contains(
+            "  revocation: replaced by [state]: revocations are now kept in the state store"
+        ),
         "{stderr}"
     );
 }
