@@ -42,7 +42,7 @@ impl Embedded {
     pub fn open(path: &Path) -> Result<Embedded, StoreError> {
         let open_error = |cause| StoreError::Open {
             path: path.to_path_buf(),
-            cause,
+            cause: Box::new(cause),
         };
         let mut builder = redb::Builder::new();
         // The format redb 3 and later read, so a later upgrade keeps the file.
@@ -62,7 +62,7 @@ impl Embedded {
             }
         };
         // A file created by an older redb 2 is moved to that format once.
-        db.upgrade().map_err(redb::Error::from)?;
+        db.upgrade()?;
         let store = Embedded { db };
         // Every table exists from the start, so reads never meet a missing one.
         store.write(|txn| {
@@ -80,14 +80,14 @@ impl Embedded {
     /// changes nothing writes nothing.
     fn write<T>(
         &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<(T, bool), redb::Error>,
+        f: impl FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(redb::Error::from)?;
+        let txn = self.db.begin_write()?;
         let (value, changed) = f(&txn)?;
         if changed {
-            txn.commit().map_err(redb::Error::from)?;
+            txn.commit()?;
         } else {
-            txn.abort().map_err(redb::Error::from)?;
+            txn.abort()?;
         }
         Ok(value)
     }
@@ -98,7 +98,7 @@ impl Embedded {
         table: TableDefinition<&str, V>,
         now: u64,
         until: impl Fn(V::SelfType<'_>) -> u64,
-    ) -> Result<usize, redb::Error> {
+    ) -> Result<usize, StoreError> {
         let mut t = txn.open_table(table)?;
         let before = t.len()?;
         t.retain(|_, v| until(v) > now)?;
@@ -116,26 +116,23 @@ impl Embedded {
 
 impl Store for Embedded {
     fn revoked(&self, now: u64) -> Result<Revoked, StoreError> {
-        let read = || -> Result<Revoked, redb::Error> {
-            let txn = self.db.begin_read()?;
-            let mut r = Revoked::default();
-            for row in txn.open_table(SESSIONS)?.iter()? {
-                let (id, exp) = row?;
-                if exp.value() > now {
-                    r.sessions.insert(id.value().to_string(), exp.value());
-                }
+        let txn = self.db.begin_read()?;
+        let mut r = Revoked::default();
+        for row in txn.open_table(SESSIONS)?.iter()? {
+            let (id, exp) = row?;
+            if exp.value() > now {
+                r.sessions.insert(id.value().to_string(), exp.value());
             }
-            for row in txn.open_table(SUBS)?.iter()? {
-                let (sub, held) = row?;
-                let (at, until) = held.value();
-                if until > now {
-                    r.subs
-                        .insert(sub.value().to_string(), SubRevocation { at, until });
-                }
+        }
+        for row in txn.open_table(SUBS)?.iter()? {
+            let (sub, held) = row?;
+            let (at, until) = held.value();
+            if until > now {
+                r.subs
+                    .insert(sub.value().to_string(), SubRevocation { at, until });
             }
-            Ok(r)
-        };
-        Ok(read()?)
+        }
+        Ok(r)
     }
 
     fn revoke_session(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
@@ -189,13 +186,9 @@ impl Store for Embedded {
     }
 
     fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let read = || -> Result<_, redb::Error> {
-            let txn = self.db.begin_read()?;
-            let t = txn.open_table(NAMES)?;
-            let name = t.get(sub)?.map(|v| v.value().to_vec());
-            Ok(name)
-        };
-        Ok(read()?)
+        let txn = self.db.begin_read()?;
+        let name = txn.open_table(NAMES)?.get(sub)?.map(|v| v.value().to_vec());
+        Ok(name)
     }
 
     fn forget_name(&self, sub: &str) -> Result<bool, StoreError> {

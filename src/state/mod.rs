@@ -91,12 +91,14 @@ pub trait Store: Send + Sync {
 pub enum StoreError {
     /// The state file could not be opened or created: a missing directory,
     /// no permission, not a database, or held by another running gateway.
+    /// (redb's errors are boxed: they are large, and travel in the
+    /// proxy's `Failure`, which is returned on every request.)
     Open {
         path: PathBuf,
-        cause: redb::DatabaseError,
+        cause: Box<redb::DatabaseError>,
     },
     /// A read or write failed (I/O error, disk full, a damaged file).
-    Storage(redb::Error),
+    Storage(Box<redb::Error>),
     /// The task writing the change was lost (the runtime shutting down).
     Interrupted,
 }
@@ -104,14 +106,15 @@ pub enum StoreError {
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreError::Open {
-                path,
-                cause: redb::DatabaseError::DatabaseAlreadyOpen,
-            } => write!(
+            StoreError::Open { path, cause }
+                if matches!(**cause, redb::DatabaseError::DatabaseAlreadyOpen) =>
+            {
+                write!(
                 f,
                 "state.path: {} is in use by another running applegate (each gateway needs its own state file)",
                 path.display()
-            ),
+            )
+            }
             StoreError::Open { path, .. } => {
                 write!(f, "state.path: cannot open {}", path.display())
             }
@@ -124,22 +127,36 @@ impl std::fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Open {
-                cause: redb::DatabaseError::DatabaseAlreadyOpen,
-                ..
-            } => None,
-            StoreError::Open { cause, .. } => Some(cause),
-            StoreError::Storage(e) => Some(e),
+            StoreError::Open { cause, .. }
+                if matches!(**cause, redb::DatabaseError::DatabaseAlreadyOpen) =>
+            {
+                None
+            }
+            StoreError::Open { cause, .. } => Some(&**cause),
+            StoreError::Storage(e) => Some(&**e),
             StoreError::Interrupted => None,
         }
     }
 }
 
-impl From<redb::Error> for StoreError {
-    fn from(e: redb::Error) -> Self {
-        StoreError::Storage(e)
-    }
+/// Each of redb's error types into [`StoreError::Storage`], for `?`.
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Storage(Box::new(e.into()))
+            }
+        }
+    )*};
 }
+from_redb!(
+    redb::Error,
+    redb::TableError,
+    redb::StorageError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::UpgradeError
+);
 
 /// Opens the store `[state]` names. Fails closed: a file that cannot be
 /// opened is an error, never a silent fall back to memory.
