@@ -92,6 +92,24 @@ impl Embedded {
         Ok(value)
     }
 
+    /// Inserts `key` ▶ `value` unless `key` is there: the first entry
+    /// stands, and a repeat writes nothing.
+    fn insert_new(
+        &self,
+        table: TableDefinition<&str, u64>,
+        key: &str,
+        value: u64,
+    ) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(table)?;
+            let new = t.get(key)?.is_none();
+            if new {
+                t.insert(key, value)?;
+            }
+            Ok((new, new))
+        })
+    }
+
     /// Drops the rows of `table` whose time (from `until`) is at or before `now`.
     fn sweep_table<V: redb::Value + 'static>(
         txn: &WriteTransaction,
@@ -136,14 +154,7 @@ impl Store for Embedded {
     }
 
     fn revoke_session(&self, id: &str, expires_at: u64) -> Result<bool, StoreError> {
-        self.write(|txn| {
-            let mut t = txn.open_table(SESSIONS)?;
-            if t.get(id)?.is_some() {
-                return Ok((false, false));
-            }
-            t.insert(id, expires_at)?;
-            Ok((true, true))
-        })
+        self.insert_new(SESSIONS, id, expires_at)
     }
 
     fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError> {
@@ -164,14 +175,7 @@ impl Store for Embedded {
     }
 
     fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
-        self.write(|txn| {
-            let mut t = txn.open_table(NOTIFICATIONS)?;
-            if t.get(jti)?.is_some() {
-                return Ok((false, false));
-            }
-            t.insert(jti, until)?;
-            Ok((true, true))
-        })
+        self.insert_new(NOTIFICATIONS, jti, until)
     }
 
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {

@@ -219,8 +219,9 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
                 [apple]\nteam_id = \"ABCDE12345\"\nservices_id = \"com.example.web\"\nkey_id = \"XYZ9876543\"\nprivate_key_file = \"AuthKey.p8\"\n\
                 [session]\nsecret_file = \"session.key\"\n\
                 [[routes]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\n";
-    let cfg = dir.write("default.toml", base);
-    let (code, stdout, stderr) = check(&cfg);
+    // `check` on the base config with `extra` appended.
+    let check_with = |name: &str, extra: &str| check(&dir.write(name, &format!("{base}{extra}")));
+    let (code, stdout, stderr) = check_with("default.toml", "");
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let expected = format!(
         "  state        embedded, {}",
@@ -232,22 +233,17 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
         "check creates no state file"
     );
 
-    let cfg = dir.write(
-        "memory.toml",
-        &format!("{base}[state]\nbackend = \"memory\"\n"),
-    );
-    let (code, stdout, _) = check(&cfg);
+    let (code, stdout, _) = check_with("memory.toml", "[state]\nbackend = \"memory\"\n");
     assert_eq!(code, 0);
     assert!(
         stdout.contains("  state        memory only (lost at exit"),
         "{stdout}"
     );
 
-    let cfg = dir.write(
+    let (code, _, stderr) = check_with(
         "unwritable.toml",
-        &format!("{base}[state]\npath = \"no/such/dir/gate.state\"\n"),
+        "[state]\npath = \"no/such/dir/gate.state\"\n",
     );
-    let (code, _, stderr) = check(&cfg);
     assert_eq!(code, 1, "{stderr}");
     let expected = format!(
         "applegate check: state.path: cannot write {}: No such file or directory",
@@ -255,11 +251,7 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
     );
     assert!(stderr.contains(&expected), "{stderr}");
 
-    let cfg = dir.write(
-        "old.toml",
-        &format!("{base}[revocation]\nfile = \"revoked.log\"\n"),
-    );
-    let (code, _, stderr) = check(&cfg);
+    let (code, _, stderr) = check_with("old.toml", "[revocation]\nfile = \"revoked.log\"\n");
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains(
