@@ -132,6 +132,11 @@ mod tests {
         );
         assert_eq!(d.config.apple.base_url, d.emulator.base_url());
         assert_eq!(
+            d.config.state,
+            crate::config::State::Memory,
+            "dev keeps nothing (conf/dev.toml says so)"
+        );
+        assert_eq!(
             d.config.routes[0].upstream.url,
             format!("http://127.0.0.1:{}", base + 2)
         );

@@ -89,6 +89,9 @@ impl Bench {
             if access { "info" } else { "warn" },
         );
         let mut t: toml::Table = self.kit.toml(&text).parse().expect("the kit writes TOML");
+        // The default durable store, one file per gateway (two run at
+        // once, and a gateway locks its state file), in the bench's directory.
+        kit::set(&mut t, "state", "path", format!("applegate-{port}.state"));
         if port != self.kit.listen.port() {
             kit::set(&mut t, "server", "listen", format!("127.0.0.1:{port}"));
             kit::set(
