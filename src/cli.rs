@@ -193,6 +193,12 @@ fn check(path: &Path, c: &Config) -> ExitCode {
         "  Return URLs:             {}",
         c.server.public_url.callback_url()
     );
+    let _ = writeln!(
+        out,
+        "\nUnder the App ID's Sign in with Apple settings (Server-to-Server Notification\n\
+         Endpoint), enter:\n\n  Notification URL:        {}{}",
+        c.server.public_url.origin, c.apple.notifications_path
+    );
     for w in &c.warnings {
         let _ = writeln!(out, "\nwarning: {w}");
     }

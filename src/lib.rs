@@ -26,12 +26,14 @@
 //!   single-file database by default, memory when asked. Never on the
 //!   per-request path.
 //! - [`session`]: the sealed session cookie, the login-state cookie of the
-//!   round trip, the revocation set (an in-memory view of the store,
-//!   written through), the session cache, the one cookie parser
+//!   round trip, the revocation set and the users whose relay email is
+//!   off (in-memory views of the store, written through), the session cache, the one cookie parser
 //!   ([`session::cookie_pairs`]). Knows nothing of Apple.
 //! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks and
 //!   the one conversion of verified claims into an `Identity`
-//!   ([`apple::IdToken::identity`]), the code exchange; [`apple::AppleError`]
+//!   ([`apple::IdToken::identity`]), the code exchange, Apple's
+//!   server-to-server notifications verified and decoded
+//!   ([`apple::notification`]); [`apple::AppleError`]
 //!   keeps the cause of a failed call. Knows nothing of HTTP serving.
 //! - [`policy`]: who may pass, decided on an `Identity`, and only here.
 //! - [`proxy`]: the pingora phases in `mod.rs`, top-down as a request's
@@ -64,7 +66,9 @@
 //!    sign-in endpoints under rate limits: `start` seals state, nonce and
 //!    return path into a `SameSite=None` login cookie and redirects to
 //!    Apple; `callback` checks that cookie against Apple's `form_post`,
-//!    exchanges the code, verifies the id_token and sets the session cookie.
+//!    exchanges the code, verifies the id_token and sets the session cookie;
+//!    Apple's notifications (`apple.notifications_path`) revoke users or
+//!    mark their relay email off.
 //! 3. Otherwise [`proxy::gateway::Gateway::admit`] matches the route on the
 //!    canonical host and path, under every reading an upstream may give the
 //!    path; the strictest wins. Public routes go straight on. Others need an

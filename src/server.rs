@@ -21,7 +21,7 @@ use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::proxy::error::Chain;
 use crate::proxy::Gateway;
-use crate::session::Revocations;
+use crate::session::{DisabledEmails, Revocations};
 use crate::state::{self, StoreError};
 
 /// Why the gateway could not start.
@@ -114,9 +114,11 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     server.bootstrap();
     // Fails closed: a store that cannot be opened stops the start.
     let store = state::open(&config.state).map_err(StartError::State)?;
+    let disabled_emails =
+        Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
-    let gateway =
-        Gateway::new(config, clock.clone(), revocations.clone()).map_err(StartError::Apple)?;
+    let gateway = Gateway::new(config, clock.clone(), revocations.clone(), disabled_emails)
+        .map_err(StartError::Apple)?;
     let upkeep = Upkeep {
         revocations,
         apple: gateway.apple.clone(),

@@ -1,6 +1,7 @@
-//! Real id_tokens Apple issued (../shared/apple) verify with our verifier
-//! under an injected clock inside their lifetime, and fail once a byte is
-//! changed or the clock passes `exp`.
+//! Real id_tokens Apple issued, and a real server-to-server notification
+//! Apple sent (../shared/apple), verify with our verifier under an
+//! injected clock inside their lifetime, and fail once a byte is changed
+//! or the clock passes `exp`.
 
 mod common;
 
@@ -189,4 +190,56 @@ async fn unknown_kid_is_refused() {
         verify(&jwks, v, &token, v.claims["iat"].as_u64().unwrap()).await,
         Err(AppleError::UnknownKey(_))
     ));
+}
+
+/// The real `consent-revoked` notification Apple sent verifies and decodes
+/// through the gateway's own code (its `aud` is another app's: the
+/// expectations come from the file), its `events` string included; one
+/// byte changed, a clock past `exp`, or another audience, and it is refused.
+#[tokio::test]
+async fn the_real_notification_verifies_and_decodes() {
+    use applegate::apple::{notification, EventKind};
+    let text = std::fs::read_to_string(common::shared("apple/real_s2s_notification.json")).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let payload = file["http_body"]["payload"].as_str().unwrap();
+    let claims = &file["claims"];
+    let aud = vec![claims["aud"].as_str().unwrap().to_string()];
+    let iat = claims["iat"].as_u64().unwrap();
+    let exp = claims["exp"].as_u64().unwrap();
+    fn expect(now: u64, aud: &[String]) -> Expectations<'_> {
+        Expectations {
+            issuer: APPLE,
+            audiences: aud,
+            nonce: None,
+            now,
+            leeway: 60,
+        }
+    }
+    let aud = &aud[..];
+    let jwks = jwks();
+    let n = notification::verify(payload, &jwks, &expect(iat + 5, aud))
+        .await
+        .unwrap();
+    let events = &file["events_decoded"];
+    assert_eq!(n.jti, claims["jti"].as_str().unwrap());
+    assert_eq!(n.event.kind, EventKind::ConsentRevoked);
+    assert_eq!(n.event.sub, events["sub"].as_str().unwrap());
+    assert_eq!(n.event.event_time, events["event_time"].as_u64().unwrap());
+    assert_eq!((n.event.email.as_deref(), n.event.is_private_email), (None, None));
+    assert_eq!((n.iat, n.exp), (iat, Some(exp)));
+
+    for part in 0..3 {
+        let altered = alter(payload, part, 0.5);
+        assert!(
+            notification::verify(&altered, &jwks, &expect(iat + 5, aud))
+                .await
+                .is_err(),
+            "part {part} altered"
+        );
+    }
+    let late = notification::verify(payload, &jwks, &expect(exp + 61, aud)).await;
+    assert!(matches!(late, Err(AppleError::InvalidToken(ref w)) if w == "notification: expired"), "{late:?}");
+    let ours = ["com.example.web".to_string()];
+    let other = notification::verify(payload, &jwks, &expect(iat + 5, &ours)).await;
+    assert!(matches!(other, Err(AppleError::InvalidToken(ref w)) if w == "wrong audience"), "{other:?}");
 }

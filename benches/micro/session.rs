@@ -10,7 +10,7 @@ use applegate::config;
 use applegate::kit;
 use applegate::proxy::Gateway;
 use applegate::secret::Secret;
-use applegate::session::{find_cookie, Revocations, SessionCookie};
+use applegate::session::{find_cookie, DisabledEmails, Revocations, SessionCookie};
 use criterion::Criterion;
 
 use super::{session, SECRET};
@@ -33,6 +33,7 @@ fn gateway() -> Gateway {
         &cfg,
         ManualClock::at(1_700_000_100),
         Arc::new(Revocations::in_memory()),
+        Arc::new(DisabledEmails::in_memory()),
     )
     .unwrap()
 }

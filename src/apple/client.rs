@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::id_token::{self, Expectations, IdToken};
+use super::notification::{self, Notification};
 use super::{AppleError, ClientSecret, Jwks};
 use crate::clock::SharedClock;
 use crate::config;
@@ -192,6 +193,21 @@ impl Client {
             leeway: self.leeway,
         };
         id_token::verify(token, &self.jwks, &expect).await
+    }
+
+    /// Verifies a server-to-server notification's `payload` (see
+    /// [`super::notification`]): Apple's keys and issuer, an audience among
+    /// the Services ID and the bundle IDs (Apple addresses it to the App
+    /// ID), time from the injected clock.
+    pub async fn verify_notification(&self, payload: &str) -> Result<Notification, AppleError> {
+        let expect = Expectations {
+            issuer: &self.base_url,
+            audiences: &self.bearer_audiences,
+            nonce: None,
+            now: self.clock.now(),
+            leeway: self.leeway,
+        };
+        notification::verify(payload, &self.jwks, &expect).await
     }
 
     /// Allowed clock skew in seconds.

@@ -76,7 +76,7 @@ impl IdToken {
 
 /// Apple sends booleans as `"true"`/`"false"` in older tokens and as JSON
 /// booleans in newer ones; both mean the same.
-fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+pub(super) fn bool_or_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum B {
@@ -121,7 +121,7 @@ pub async fn verify(
 }
 
 /// The `kid` of an RS256 token; refuses every other algorithm.
-fn kid_of(token: &str) -> Result<String, AppleError> {
+pub(super) fn kid_of(token: &str) -> Result<String, AppleError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(AppleError::InvalidToken("token too large".into()));
     }
@@ -138,23 +138,27 @@ fn kid_of(token: &str) -> Result<String, AppleError> {
         .ok_or_else(|| AppleError::InvalidToken("no kid in header".into()))
 }
 
-/// Verifies `token` with a known key; the clock checks use `expect.now`.
-pub fn verify_with_key(
+/// The claims of an RS256 `token` signed by `key`, with `iss` and `aud` as
+/// `expect` says and every claim in `required` present: the one signature
+/// check, for id_tokens and Apple's notifications alike. Time is left to
+/// the caller, who checks it against the injected clock.
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
     token: &str,
     key: &jsonwebtoken::DecodingKey,
     expect: &Expectations<'_>,
-) -> Result<IdToken, AppleError> {
+    required: &[&str],
+) -> Result<T, AppleError> {
     kid_of(token)?;
     // RS256 runs on ring: rs256::install ran when the Jwks holding `key`
     // was built.
     let mut v = Validation::new(Algorithm::RS256);
-    // Time is checked below against the injected clock, not jsonwebtoken's.
     v.validate_exp = false;
     v.validate_nbf = false;
-    v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    v.set_required_spec_claims(required);
     v.set_issuer(&[expect.issuer]);
     v.set_audience(expect.audiences);
-    let claims = jsonwebtoken::decode::<IdToken>(token, key, &v)
+    jsonwebtoken::decode::<T>(token, key, &v)
+        .map(|d| d.claims)
         .map_err(|e| {
             AppleError::InvalidToken(
                 match e.kind() {
@@ -167,8 +171,16 @@ pub fn verify_with_key(
                 }
                 .into(),
             )
-        })?
-        .claims;
+        })
+}
+
+/// Verifies `token` with a known key; the clock checks use `expect.now`.
+pub fn verify_with_key(
+    token: &str,
+    key: &jsonwebtoken::DecodingKey,
+    expect: &Expectations<'_>,
+) -> Result<IdToken, AppleError> {
+    let claims: IdToken = decode(token, key, expect, &["exp", "iss", "aud", "sub"])?;
     if expect.now > claims.exp.saturating_add(expect.leeway) {
         return Err(AppleError::InvalidToken("expired".into()));
     }

@@ -2,7 +2,8 @@
 //!
 //! This module knows nothing of HTTP serving. [`client_secret`] mints the
 //! ES256 client secret, [`jwks`] keeps Apple's signing keys, [`id_token`]
-//! checks identity tokens, and [`client`] makes the calls (authorize URL,
+//! checks identity tokens, [`notification`] verifies and decodes Apple's
+//! server-to-server notifications, and [`client`] makes the calls (authorize URL,
 //! code exchange). Apple's documentation:
 //! <https://developer.apple.com/documentation/sign_in_with_apple/sign_in_with_apple_rest_api>
 
@@ -11,6 +12,7 @@ pub mod client;
 pub mod client_secret;
 pub mod id_token;
 pub mod jwks;
+pub mod notification;
 pub mod rs256;
 
 use std::fmt;
@@ -20,6 +22,7 @@ pub use client::{Client, TokenResponse};
 pub use client_secret::ClientSecret;
 pub use id_token::{Expectations, IdToken};
 pub use jwks::Jwks;
+pub use notification::{Event, EventKind, Notification};
 
 /// What can go wrong talking to Apple or checking what it sent.
 #[derive(Debug)]

@@ -17,6 +17,8 @@ use super::validate::{http_url, Validator};
 pub const ENV_APPLE_PRIVATE_KEY: &str = "APPLEGATE_APPLE_PRIVATE_KEY";
 /// Apple's production base URL.
 pub const APPLE_BASE_URL: &str = "https://appleid.apple.com";
+/// Where Apple's server-to-server notifications arrive unless configured.
+pub const DEFAULT_NOTIFICATIONS_PATH: &str = "/oauth2/apple/notifications";
 /// Apple caps a client secret's lifetime at six months (15777000 s).
 /// <https://developer.apple.com/documentation/accountorganizationaldatasharing/creating-a-client-secret>
 pub const MAX_CLIENT_SECRET_LIFETIME: Duration = Duration::from_secs(15_777_000);
@@ -37,6 +39,8 @@ pub struct Apple {
     pub leeway: Duration,
     /// App bundle IDs whose native id_tokens are accepted as bearer tokens.
     pub bundle_ids: Vec<String>,
+    /// Where Apple POSTs server-to-server notifications (an absolute path).
+    pub notifications_path: String,
 }
 
 impl fmt::Debug for Apple {
@@ -67,6 +71,7 @@ struct AppleSection {
     keys_refetch_interval: Option<DurationText>,
     leeway: Option<DurationText>,
     bundle_ids: Option<Vec<String>>,
+    notifications_path: Option<String>,
 }
 
 /// Reads and checks `[apple]`; `None` if it cannot be used.
@@ -128,6 +133,11 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Apple> {
             "expected at most \"5m\" of clock-skew leeway",
         );
     }
+    let notifications_path = notifications_path(
+        v,
+        a.notifications_path
+            .unwrap_or_else(|| DEFAULT_NOTIFICATIONS_PATH.into()),
+    );
     Some(Apple {
         team_id: team_id?,
         services_id: services_id?,
@@ -140,7 +150,36 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Apple> {
         keys_refetch_interval: DurationText::or(a.keys_refetch_interval, Duration::from_secs(60)),
         leeway,
         bundle_ids,
+        notifications_path: notifications_path?,
     })
+}
+
+/// The notifications path: matched against the canonical path, so it must
+/// be canonical itself (one `/` first, no empty or dot segment, plain
+/// characters), and not one of the other endpoints.
+fn notifications_path(v: &mut Validator<'_>, p: String) -> Option<String> {
+    let plain = p
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+    let canonical = p.len() > 1
+        && p.starts_with('/')
+        && p[1..].split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+    let taken = [
+        "/oauth2/start",
+        "/oauth2/callback",
+        "/oauth2/sign_out",
+        "/oauth2/userinfo",
+        "/oauth2/auth",
+    ]
+    .contains(&p.as_str());
+    if plain && canonical && !taken {
+        return Some(p);
+    }
+    v.problem(
+        "apple.notifications_path",
+        format!("expected an absolute path of letters, digits, '-', '_' and '.' segments, other than the gateway's own endpoints (e.g. \"{DEFAULT_NOTIFICATIONS_PATH}\"), found {p:?}"),
+    );
+    None
 }
 
 /// Services IDs and bundle IDs: letters, digits, dots and dashes.

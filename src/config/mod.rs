@@ -31,7 +31,10 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
-pub use apple::{Apple, APPLE_BASE_URL, ENV_APPLE_PRIVATE_KEY, MAX_CLIENT_SECRET_LIFETIME};
+pub use apple::{
+    Apple, APPLE_BASE_URL, DEFAULT_NOTIFICATIONS_PATH, ENV_APPLE_PRIVATE_KEY,
+    MAX_CLIENT_SECRET_LIFETIME,
+};
 pub use duration::parse_duration;
 pub use log::{Log, LogFormat};
 pub use policy::Policy;

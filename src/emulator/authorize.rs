@@ -130,7 +130,7 @@ pub fn page(s: &Shared, req: &Request) -> Reply {
 
 /// Apple's `sub`: stable per team and user, shaped like Apple's
 /// (`001234.<32 hex>.1234`).
-fn sub_for(team_id: &str, email: &str) -> String {
+pub(super) fn sub_for(team_id: &str, email: &str) -> String {
     let d = Sha256::digest(format!("{team_id}\n{}", email.to_ascii_lowercase()).as_bytes());
     let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
     let a = u32::from_be_bytes([d[16], d[17], d[18], d[19]]) % 1_000_000;

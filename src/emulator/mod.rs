@@ -14,6 +14,8 @@
 //!   `redirect_uri`, single use, and live 5 minutes; errors are Apple's JSON.
 //! - `GET /auth/keys`: the RS256 keys, rotated with [`Emulator::rotate_keys`].
 //! - `POST /auth/revoke`.
+//! - Server-to-server notifications, signed like its id_tokens and sent
+//!   to the gateway ([`Emulator::notification`]).
 //!
 //! id_tokens carry booleans as strings, and the `user` field comes only on
 //! a user's first consent to a client. [`Emulator::tamper_next_token`] makes
@@ -21,6 +23,7 @@
 
 mod authorize;
 pub mod keys;
+mod notify;
 mod token;
 
 use std::collections::{HashMap, HashSet};
@@ -278,6 +281,12 @@ impl Emulator {
     /// Makes the next code exchange return a bad id_token.
     pub fn tamper_next_token(&self, t: Tamper) {
         self.shared.state().tamper = Some(t);
+    }
+
+    /// The `sub` the emulator gives the user who signs in as `email`.
+    pub fn sub_of(&self, email: &str) -> String {
+        let team = self.shared.opts.clients.first().map(|c| c.team_id.as_str());
+        authorize::sub_for(team.unwrap_or_default(), email)
     }
 
     /// Signs arbitrary claims with the current key (for tests of the verifier).

@@ -23,6 +23,10 @@ pub const EMAIL_VERIFIED: &str = "X-Auth-Request-Email-Verified";
 pub const PRIVATE_EMAIL: &str = "X-Auth-Request-Private-Email";
 /// `X-Auth-Request-Name`: display name, percent-encoded UTF-8 when not plain ASCII.
 pub const NAME: &str = "X-Auth-Request-Name";
+/// `X-Auth-Request-Email-Disabled`: `true` when the user switched mail to
+/// their private relay address off (Apple's `email-disabled`): mail sent
+/// to it goes nowhere. Absent otherwise.
+pub const EMAIL_DISABLED: &str = "X-Auth-Request-Email-Disabled";
 /// `X-Forwarded-User`: Apple's `sub` (oauth2-proxy compatible).
 pub const FORWARDED_USER: &str = "X-Forwarded-User";
 /// `X-Forwarded-Email` (oauth2-proxy compatible).
@@ -174,6 +178,17 @@ impl Headers {
         for h in &self.0 {
             headers.insert(h.key.clone(), h.value.clone());
         }
+    }
+}
+
+/// `X-Auth-Request-Email-Disabled: true`. Not among an identity's cached
+/// [`Headers`]: it changes while a session lives, so it is added per
+/// request.
+pub fn email_disabled() -> Header {
+    Header {
+        title: EMAIL_DISABLED,
+        key: HeaderName::from_static("x-auth-request-email-disabled"),
+        value: HeaderValue::from_static("true"),
     }
 }
 

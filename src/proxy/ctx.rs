@@ -57,6 +57,9 @@ pub struct Ctx {
     pub route: Option<usize>,
     /// Who makes an authenticated request, for header injection.
     pub caller: Option<Arc<Caller>>,
+    /// Whether the caller's relay email is switched off (looked up per
+    /// request: the caller's headers are cached, this can change).
+    pub email_disabled: bool,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
@@ -76,6 +79,7 @@ impl Ctx {
             started: Instant::now(),
             route: None,
             caller: None,
+            email_disabled: false,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,

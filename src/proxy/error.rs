@@ -29,6 +29,9 @@ pub enum Failure {
     NoSession(SessionError),
     /// A bearer token that did not verify.
     BadToken(AppleError),
+    /// A server-to-server notification that did not verify (forged, not
+    /// for us, expired, or not a notification).
+    BadNotification(AppleError),
     /// The request was malformed; the text says how.
     BadRequest(&'static str),
     /// The body exceeded its cap.
@@ -51,7 +54,7 @@ impl Failure {
     /// The status code.
     pub fn status(&self) -> u16 {
         match self {
-            Failure::Login(_) | Failure::BadRequest(_) => 400,
+            Failure::Login(_) | Failure::BadRequest(_) | Failure::BadNotification(_) => 400,
             Failure::Apple(AppleError::InvalidGrant { .. }) => 400,
             Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => 401,
             Failure::Apple(_) => 502,
@@ -84,6 +87,9 @@ impl Failure {
             }
             Failure::Apple(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
             Failure::Login(e) => tracing::warn!(error = %Chain(e), "sign-in refused"),
+            Failure::BadNotification(e) => {
+                tracing::warn!(error = %Chain(e), "notification refused")
+            }
             Failure::Denied(e) => tracing::info!(reason = %e, "access denied by policy"),
             Failure::State(e) => tracing::error!(error = %Chain(e), "a change could not be saved"),
             other => tracing::debug!(error = %Chain(other), "request refused"),
@@ -147,7 +153,7 @@ impl Failure {
                 "Your Apple ID is not allowed to use this site.",
                 false,
             ),
-            Failure::BadRequest(_) => ("Bad request", "The request could not be understood.", false),
+            Failure::BadRequest(_) | Failure::BadNotification(_) => ("Bad request", "The request could not be understood.", false),
             Failure::TooLarge => ("Request too large", "The request was larger than allowed.", false),
             Failure::MethodNotAllowed(_) => ("Method not allowed", "This address does not take that method.", false),
             Failure::NotFound => ("Not found", "There is nothing here.", false),
@@ -173,6 +179,7 @@ impl Failure {
             Failure::TooLarge => ("too_large", "request body too large"),
             Failure::MethodNotAllowed(_) => ("method_not_allowed", "method not allowed"),
             Failure::BadRequest(m) => ("bad_request", *m),
+            Failure::BadNotification(_) => ("bad_request", "not a verified notification"),
             Failure::RateLimited(_) => ("rate_limited", "too many sign-in requests"),
             Failure::HeadTooLarge => ("head_too_large", "too many header fields"),
             Failure::Proxy(502) => ("bad_gateway", "the upstream did not answer"),
@@ -211,6 +218,7 @@ impl fmt::Display for Failure {
             Failure::NoSession(_) => f.write_str("no identity"),
             Failure::BadToken(_) => f.write_str("bearer token refused"),
             Failure::BadRequest(why) => write!(f, "bad request: {why}"),
+            Failure::BadNotification(_) => f.write_str("notification refused"),
             Failure::TooLarge => f.write_str("body too large"),
             Failure::MethodNotAllowed(allow) => write!(f, "method not allowed (allow: {allow})"),
             Failure::NotFound => f.write_str("not found"),
@@ -226,7 +234,7 @@ impl std::error::Error for Failure {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Failure::Login(e) => Some(e),
-            Failure::Apple(e) | Failure::BadToken(e) => Some(e),
+            Failure::Apple(e) | Failure::BadToken(e) | Failure::BadNotification(e) => Some(e),
             Failure::Denied(e) => Some(e),
             Failure::NoSession(e) => Some(e),
             Failure::State(e) => Some(e),

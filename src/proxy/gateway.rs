@@ -25,7 +25,7 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Proof};
 use crate::policy::Policy;
 use crate::session::{
-    self, find_only_cookie, LoginCookie, OwnCookies, Revocations, SessionCookie, SessionError,
+    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, Revocations, SessionCookie, SessionError,
 };
 
 /// Everything the proxy needs, built once from the config and shared
@@ -36,10 +36,14 @@ pub struct Gateway {
     pub session_cookie: SessionCookie,
     pub login: LoginCookie,
     pub revocations: Arc<Revocations>,
+    /// Users whose relay email is switched off (Apple's notifications).
+    pub disabled_emails: Arc<DisabledEmails>,
     pub policy: Policy,
     pub routes: Routes,
     pub clock: SharedClock,
     pub max_callback_body: usize,
+    /// Where Apple POSTs server-to-server notifications.
+    pub notifications_path: String,
     pub bearer: BearerCache,
     /// Whether any route takes bearer tokens; if none does, no endpoint
     /// accepts one either.
@@ -62,6 +66,7 @@ impl Gateway {
         config: &Config,
         clock: SharedClock,
         revocations: Arc<Revocations>,
+        disabled_emails: Arc<DisabledEmails>,
     ) -> Result<Self, apple::AppleError> {
         let apple = apple::Client::new(
             &config.apple,
@@ -74,10 +79,12 @@ impl Gateway {
             session_cookie: SessionCookie::new(&config.session),
             login: LoginCookie::new(&config.session),
             revocations,
+            disabled_emails,
             policy: Policy::new(&config.policy),
             routes: Routes::new(&config.routes),
             clock,
             max_callback_body: config.server.max_callback_body,
+            notifications_path: config.apple.notifications_path.clone(),
             bearer: BearerCache::with_byte_budget(apple::bearer::DEFAULT_BYTE_BUDGET),
             bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
@@ -187,6 +194,7 @@ impl Gateway {
         let failure = match self.identify_admitted(down, auth == AuthMode::Bearer).await {
             Ok(caller) => {
                 ctx.outcome = Outcome::Authenticated;
+                ctx.email_disabled = self.disabled_emails.is_disabled(&caller.identity.sub);
                 ctx.caller = Some(caller);
                 return None;
             }

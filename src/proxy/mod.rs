@@ -76,7 +76,7 @@ impl ProxyHttp for Gateway {
                 }
             };
             ctx.rewrite = target.rewrite(down.req_header());
-            if let Some(endpoint) = Endpoint::of(&target.path.path) {
+            if let Some(endpoint) = Endpoint::of(&target.path.path, &self.notifications_path) {
                 drop(target);
                 ctx.outcome = Outcome::Endpoint;
                 let resp = endpoints::serve(self, down, ctx, endpoint).await;

@@ -21,11 +21,11 @@ use pingora::http::RequestHeader;
 
 use super::ctx::Ctx;
 use super::forwarded::{self, Hop, TrustedProxies};
-use crate::session;
+use crate::{identity, session};
 
-/// Room for what [`prepare`] adds: six forwarding headers, seven identity
+/// Room for what [`prepare`] adds: six forwarding headers, eight identity
 /// headers, `Host` and `Cookie`.
-const ADDED: usize = 16;
+const ADDED: usize = 17;
 
 /// Turns the request pingora is about to send upstream (a copy of the
 /// client's) into the one the upstream must get.
@@ -74,6 +74,10 @@ fn build(
     session::strip_cookies(headers, is_own_cookie);
     if let Some(caller) = &ctx.caller {
         caller.headers.inject(headers);
+        if ctx.email_disabled {
+            let h = identity::headers::email_disabled();
+            headers.insert(h.key, h.value);
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Sessions: the sealed session cookie, the sign-in round trip's
-//! login-state cookie, and the revocation set.
+//! login-state cookie, the revocation set, and the users whose relay
+//! email is switched off ([`DisabledEmails`]).
 //!
 //! This module knows nothing of Apple: a session is who signed in and until
 //! when, sealed with AES-256-GCM (the `cookie` crate's private jar, with the
@@ -11,6 +12,7 @@
 
 pub mod cache;
 pub mod cookie;
+pub mod disabled_emails;
 pub mod login_state;
 pub mod revocation;
 
@@ -20,6 +22,7 @@ use http::{HeaderMap, HeaderValue};
 
 pub use self::cookie::{Sealer, SessionCookie};
 pub use cache::Cache;
+pub use disabled_emails::DisabledEmails;
 pub use login_state::{LoginCookie, LoginState};
 pub use revocation::Revocations;
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::identity::Identity;
-use crate::state::{Memory, Store, StoreError, SubRevocation};
+use crate::state::{blocking, Memory, Store, StoreError, SubRevocation};
 
 /// A revocation in the view, and whether the store has it yet.
 #[derive(Debug, Clone, Copy)]
@@ -106,6 +106,12 @@ impl Revocations {
         Ok(())
     }
 
+    /// The store behind this view, for what else the server keeps
+    /// (notification ids) beside the revocations.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
     /// Whether `id`'s proof was revoked: its session signed out, or its
     /// `sub` revoked since the proof was issued (a bearer token too).
     pub fn is_revoked(&self, id: &Identity) -> bool {
@@ -152,22 +158,12 @@ fn saved<T>(kept: HashMap<String, T>) -> HashMap<String, Held<T>> {
         .collect()
 }
 
-/// Runs a store call on tokio's blocking pool: a durable commit waits for
-/// the disk (an fsync), which must not stall the proxy's request tasks.
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|_| StoreError::Interrupted)?
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::state::Revoked;
+    use crate::state::{EmailStatus, Revoked};
 
     fn session(id: &str, sub: &str, issued_at: u64) -> Identity {
         Identity {
@@ -218,6 +214,15 @@ mod tests {
         }
         fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
             self.call(|m| m.first_notification(jti, until))
+        }
+        fn notification_seen(&self, jti: &str) -> Result<bool, StoreError> {
+            self.inner.notification_seen(jti)
+        }
+        fn record_email_status(&self, sub: &str, st: EmailStatus) -> Result<bool, StoreError> {
+            self.call(|m| m.record_email_status(sub, st))
+        }
+        fn email_statuses(&self) -> Result<HashMap<String, EmailStatus>, StoreError> {
+            self.inner.email_statuses()
         }
         fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
             self.call(|m| m.remember_name(sub, sealed))

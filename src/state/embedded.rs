@@ -14,7 +14,9 @@ use redb::{
     Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle, WriteTransaction,
 };
 
-use super::{Revoked, Store, StoreError, SubRevocation};
+use std::collections::HashMap;
+
+use super::{EmailStatus, Revoked, Store, StoreError, SubRevocation};
 
 /// Session id ▶ when it would have expired.
 const SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
@@ -22,6 +24,8 @@ const SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessi
 const SUBS: TableDefinition<&str, (u64, u64)> = TableDefinition::new("revoked_subs");
 /// Notification `jti` ▶ kept until.
 const NOTIFICATIONS: TableDefinition<&str, u64> = TableDefinition::new("notifications_seen");
+/// `sub` ▶ (relay email disabled, as of Apple's event time).
+const EMAILS: TableDefinition<&str, (bool, u64)> = TableDefinition::new("email_status");
 /// `sub` ▶ the sealed name Apple sent once.
 const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
 
@@ -70,6 +74,7 @@ impl Embedded {
             txn.open_table(SUBS)?;
             txn.open_table(NOTIFICATIONS)?;
             txn.open_table(NAMES)?;
+            txn.open_table(EMAILS)?;
             Ok(((), true))
         })?;
         Ok(store)
@@ -176,6 +181,40 @@ impl Store for Embedded {
 
     fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
         self.insert_new(NOTIFICATIONS, jti, until)
+    }
+
+    fn notification_seen(&self, jti: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_read()?;
+        let seen = txn.open_table(NOTIFICATIONS)?.get(jti)?.is_some();
+        Ok(seen)
+    }
+
+    fn record_email_status(&self, sub: &str, status: EmailStatus) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(EMAILS)?;
+            let held = t.get(sub)?.map(|v| {
+                let (disabled, at) = v.value();
+                EmailStatus { disabled, at }
+            });
+            match EmailStatus::merge(held, status) {
+                Some(keep) => {
+                    t.insert(sub, (keep.disabled, keep.at))?;
+                    Ok((true, true))
+                }
+                None => Ok((false, false)),
+            }
+        })
+    }
+
+    fn email_statuses(&self) -> Result<HashMap<String, EmailStatus>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut all = HashMap::new();
+        for row in txn.open_table(EMAILS)?.iter()? {
+            let (sub, v) = row?;
+            let (disabled, at) = v.value();
+            all.insert(sub.value().to_string(), EmailStatus { disabled, at });
+        }
+        Ok(all)
     }
 
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {

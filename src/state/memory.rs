@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Revoked, Store, StoreError, SubRevocation};
+use super::{EmailStatus, Revoked, Store, StoreError, SubRevocation};
 
 /// A store in maps.
 #[derive(Default)]
@@ -20,6 +20,7 @@ struct Tables {
     revoked: Revoked,
     notifications: HashMap<String, u64>,
     names: HashMap<String, Vec<u8>>,
+    emails: HashMap<String, EmailStatus>,
 }
 
 impl Memory {
@@ -78,6 +79,25 @@ impl Store for Memory {
         }
         seen.insert(jti.to_string(), until);
         Ok(true)
+    }
+
+    fn notification_seen(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.tables().notifications.contains_key(jti))
+    }
+
+    fn record_email_status(&self, sub: &str, status: EmailStatus) -> Result<bool, StoreError> {
+        let emails = &mut self.tables().emails;
+        match EmailStatus::merge(emails.get(sub).copied(), status) {
+            Some(keep) => {
+                emails.insert(sub.to_string(), keep);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn email_statuses(&self) -> Result<HashMap<String, EmailStatus>, StoreError> {
+        Ok(self.tables().emails.clone())
     }
 
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {

@@ -4,7 +4,8 @@
 //! (by id, until they would have expired anyway), revoked users (by `sub`,
 //! as of a time), and room for what the Apple lifecycle adds: notification
 //! ids already handled (Apple retries) and the names Apple sends only once
-//! (sealed by the caller: personal data). Refresh bookkeeping for
+//! (sealed by the caller: personal data), and whether a user switched mail
+//! to their private relay address off (Apple's `email-disabled`). Refresh bookkeeping for
 //! re-validation gets its table here, beside these, when it lands.
 //!
 //! Two backends: [`Embedded`], a crash-safe single-file database (the
@@ -54,6 +55,26 @@ impl SubRevocation {
     }
 }
 
+/// Whether mail to a user's private relay address is switched off, as of
+/// Apple's `event_time` (milliseconds) of the notification that said so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailStatus {
+    pub disabled: bool,
+    pub at: u64,
+}
+
+impl EmailStatus {
+    /// What to keep when `new` arrives and `held` is kept: the later event
+    /// wins (Apple's notifications may arrive out of order); `None` when
+    /// `new` is no later, so nothing is written.
+    pub fn merge(held: Option<EmailStatus>, new: EmailStatus) -> Option<EmailStatus> {
+        match held {
+            Some(h) if h.at >= new.at => None,
+            _ => Some(new),
+        }
+    }
+}
+
 /// The revocations in force: what the per-request view starts with.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Revoked {
@@ -76,6 +97,13 @@ pub trait Store: Send + Sync {
     /// Records notification `jti`, kept until `until`; `false` when it was
     /// already recorded (a retry to ignore).
     fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError>;
+    /// Whether notification `jti` was recorded (and not yet swept): a
+    /// read, so a notification is acted on before it is recorded.
+    fn notification_seen(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Records `sub`'s relay email status (see [`EmailStatus::merge`]).
+    fn record_email_status(&self, sub: &str, status: EmailStatus) -> Result<bool, StoreError>;
+    /// Every relay email status recorded (they do not expire).
+    fn email_statuses(&self) -> Result<HashMap<String, EmailStatus>, StoreError>;
     /// Keeps `sealed` (a name, sealed by the caller) for `sub`.
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError>;
     /// The sealed name kept for `sub`.
@@ -157,6 +185,16 @@ from_redb!(
     redb::CommitError,
     redb::UpgradeError
 );
+
+/// Runs a store call on tokio's blocking pool: a durable commit waits for
+/// the disk (an fsync), which must not stall the proxy's request tasks.
+pub async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|_| StoreError::Interrupted)?
+}
 
 /// Opens the store `[state]` names. Fails closed: a file that cannot be
 /// opened is an error, never a silent fall back to memory.

@@ -5,7 +5,7 @@
 //! [`check`] takes a constructor of fresh, empty stores; [`check_durable`]
 //! one that opens the same place each time, for backends that keep.
 
-use super::{Store, SubRevocation};
+use super::{EmailStatus, Store, SubRevocation};
 
 const NOW: u64 = 1_000;
 
@@ -16,6 +16,7 @@ pub fn check(fresh: &dyn Fn() -> Box<dyn Store>) {
     subs(&*fresh());
     notifications(&*fresh());
     names(&*fresh());
+    emails(&*fresh());
     sweep(&*fresh());
 }
 
@@ -28,6 +29,7 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         s.revoke_sub("u1", sub(NOW, NOW + 50)).unwrap();
         s.first_notification("n1", NOW + 10).unwrap();
         s.remember_name("u1", b"sealed").unwrap();
+        s.record_email_status("u1", email(true, 5)).unwrap();
     }
     let s = open();
     let r = s.revoked(NOW).unwrap();
@@ -42,6 +44,36 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         Some(&b"sealed"[..]),
         "durable: names"
     );
+    assert_eq!(
+        s.email_statuses().unwrap().get("u1"),
+        Some(&email(true, 5)),
+        "durable: email statuses"
+    );
+}
+
+fn email(disabled: bool, at: u64) -> EmailStatus {
+    EmailStatus { disabled, at }
+}
+
+/// The later event wins, whatever order they arrive in; a repeat or an
+/// earlier one changes nothing.
+fn emails(s: &dyn Store) {
+    assert!(s.email_statuses().unwrap().is_empty(), "emails: fresh store");
+    assert!(s.record_email_status("u1", email(true, 10)).unwrap());
+    assert!(
+        !s.record_email_status("u1", email(true, 10)).unwrap(),
+        "emails: a repeat"
+    );
+    assert!(
+        !s.record_email_status("u1", email(false, 9)).unwrap(),
+        "emails: an earlier event"
+    );
+    assert_eq!(s.email_statuses().unwrap()["u1"], email(true, 10));
+    assert!(s.record_email_status("u1", email(false, 11)).unwrap());
+    assert!(s.record_email_status("u2", email(true, 1)).unwrap());
+    let all = s.email_statuses().unwrap();
+    assert_eq!(all.len(), 2, "emails: {all:?}");
+    assert_eq!(all["u1"], email(false, 11), "emails: the later wins");
 }
 
 fn sub(at: u64, until: u64) -> SubRevocation {
@@ -110,7 +142,16 @@ fn subs(s: &dyn Store) {
 
 /// A notification id is new once.
 fn notifications(s: &dyn Store) {
+    assert!(
+        !s.notification_seen("n1").unwrap(),
+        "notifications: fresh store"
+    );
     assert!(s.first_notification("n1", NOW + 10).unwrap());
+    assert!(
+        s.notification_seen("n1").unwrap(),
+        "notifications: seen once recorded"
+    );
+    assert!(!s.notification_seen("n2").unwrap());
     assert!(
         !s.first_notification("n1", NOW + 10).unwrap(),
         "notifications: a retry"
@@ -135,7 +176,8 @@ fn names(s: &dyn Store) {
     assert_eq!(s.name("u2").unwrap().as_deref(), Some(&b"other"[..]));
 }
 
-/// A sweep drops what expired, and only that; names do not expire.
+/// A sweep drops what expired, and only that; names and email statuses
+/// do not expire.
 fn sweep(s: &dyn Store) {
     s.revoke_session("old", NOW).unwrap();
     s.revoke_session("live", NOW + 1).unwrap();
@@ -144,6 +186,7 @@ fn sweep(s: &dyn Store) {
     s.first_notification("n-old", NOW).unwrap();
     s.first_notification("n-live", NOW + 1).unwrap();
     s.remember_name("u-old", b"kept").unwrap();
+    s.record_email_status("u-old", email(true, 1)).unwrap();
     assert_eq!(s.sweep(NOW).unwrap(), 3, "sweep: three expired");
     assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
     let r = s.revoked(0).unwrap();
@@ -163,4 +206,5 @@ fn sweep(s: &dyn Store) {
     );
     assert!(!s.first_notification("n-live", NOW + 1).unwrap());
     assert_eq!(s.name("u-old").unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(s.email_statuses().unwrap().len(), 1, "sweep: statuses kept");
 }

@@ -121,7 +121,8 @@ fn run_with_a_bad_config_exits_2() {
 }
 
 /// The shipped example config, with test key files beside it, is valid:
-/// exit 0, the Return URL and domain to enter at Apple, and warnings.
+/// exit 0, the Return URL, domain and notification URL to enter at
+/// Apple, and warnings.
 #[test]
 fn example_config_checks_and_prints_the_return_url() {
     let dir = TempDir::new("check-example");
@@ -138,6 +139,12 @@ fn example_config_checks_and_prints_the_return_url() {
     );
     assert!(
         stdout.contains("Domains and Subdomains:  app.example.com"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "Notification URL:        https://app.example.com/oauth2/apple/notifications"
+        ),
         "{stdout}"
     );
     assert!(

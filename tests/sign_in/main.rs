@@ -3,6 +3,7 @@
 //! (`cargo test --test sign_in`) in a few files, by topic.
 
 mod callback;
+mod notifications;
 #[path = "../common/mod.rs"]
 mod common;
 mod round_trip;

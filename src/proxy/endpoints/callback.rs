@@ -8,6 +8,7 @@
 use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
+use super::body::read_body;
 use super::paths::START;
 use crate::proxy::error::Failure;
 use crate::proxy::gateway::{cookie_headers, Gateway};
@@ -71,32 +72,6 @@ fn display_name(user_json: &str) -> Option<String> {
         .join(" ");
     let full: String = full.chars().filter(|c| !c.is_control()).take(200).collect();
     (!full.is_empty()).then_some(full)
-}
-
-async fn read_body(down: &mut Downstream, cap: usize) -> Result<Vec<u8>, Failure> {
-    if let Some(len) = down
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-    {
-        if len > cap {
-            return Err(Failure::TooLarge);
-        }
-    }
-    let mut body = Vec::new();
-    loop {
-        match down.read_request_body().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > cap {
-                    return Err(Failure::TooLarge);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(_) => return Err(Failure::BadRequest("unreadable body")),
-        }
-    }
 }
 
 /// Finishes a sign-in: Apple's `form_post` checked against the

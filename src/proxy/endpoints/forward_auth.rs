@@ -35,6 +35,10 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
             for h in caller.headers.iter() {
                 resp.push(h.title, h.value.clone());
             }
+            if gw.disabled_emails.is_disabled(&caller.identity.sub) {
+                let h = crate::identity::headers::email_disabled();
+                resp.push(h.title, h.value);
+            }
             resp
         }
         Err(f) => f.answer(false, START),

@@ -7,11 +7,16 @@
 //! - `GET /oauth2/auth`: forward auth for nginx `auth_request`, Traefik
 //!   `forwardAuth`, Caddy `forward_auth`: 202 with the identity headers,
 //!   or 401 (403 when the policy refuses).
+//! - `POST /oauth2/apple/notifications` (`apple.notifications_path`):
+//!   Apple's server-to-server notifications; 200 once acted on, 400 for
+//!   anything that is not a verified notification.
 //!
 //! Paths and behaviour follow oauth2-proxy so existing links keep working.
 
+mod body;
 mod callback;
 mod forward_auth;
+mod notifications;
 pub mod paths;
 mod sign_out;
 mod start;
@@ -51,6 +56,8 @@ pub async fn serve(
         Endpoint::SignOut => refuse(Failure::MethodNotAllowed("GET, HEAD, POST"), true),
         Endpoint::UserInfo if is_get => userinfo::userinfo(gw, down).await,
         Endpoint::UserInfo => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),
+        Endpoint::Notifications if is_post => notifications::notifications(gw, down).await,
+        Endpoint::Notifications => refuse(Failure::MethodNotAllowed("POST"), false),
         Endpoint::Auth => forward_auth::forward_auth(gw, down, ctx).await,
         Endpoint::Unknown => refuse(Failure::NotFound, true),
     }

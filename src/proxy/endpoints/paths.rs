@@ -11,14 +11,18 @@ pub enum Endpoint {
     SignOut,
     UserInfo,
     Auth,
+    /// Apple's server-to-server notifications (`apple.notifications_path`).
+    Notifications,
     /// Under `/oauth2/` but none of the above.
     Unknown,
 }
 
 impl Endpoint {
-    /// The endpoint a canonical path names, if it is under `/oauth2`.
-    pub fn of(path: &str) -> Option<Endpoint> {
+    /// The endpoint a canonical path names, if it is under `/oauth2` or
+    /// is `notifications` (the configured notifications path).
+    pub fn of(path: &str, notifications: &str) -> Option<Endpoint> {
         Some(match path {
+            p if p == notifications => Endpoint::Notifications,
             "/oauth2/start" => Endpoint::Start,
             "/oauth2/callback" => Endpoint::Callback,
             "/oauth2/sign_out" => Endpoint::SignOut,
