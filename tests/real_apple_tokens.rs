@@ -225,7 +225,10 @@ async fn the_real_notification_verifies_and_decodes() {
     assert_eq!(n.event.kind, EventKind::ConsentRevoked);
     assert_eq!(n.event.sub, events["sub"].as_str().unwrap());
     assert_eq!(n.event.event_time, events["event_time"].as_u64().unwrap());
-    assert_eq!((n.event.email.as_deref(), n.event.is_private_email), (None, None));
+    assert_eq!(
+        (n.event.email.as_deref(), n.event.is_private_email),
+        (None, None)
+    );
     assert_eq!((n.iat, n.exp), (iat, Some(exp)));
 
     for part in 0..3 {
@@ -238,8 +241,14 @@ async fn the_real_notification_verifies_and_decodes() {
         );
     }
     let late = notification::verify(payload, &jwks, &expect(exp + 61, aud)).await;
-    assert!(matches!(late, Err(AppleError::InvalidToken(ref w)) if w == "notification: expired"), "{late:?}");
+    assert!(
+        matches!(late, Err(AppleError::InvalidToken(ref w)) if w == "notification: expired"),
+        "{late:?}"
+    );
     let ours = ["com.example.web".to_string()];
     let other = notification::verify(payload, &jwks, &expect(iat + 5, &ours)).await;
-    assert!(matches!(other, Err(AppleError::InvalidToken(ref w)) if w == "wrong audience"), "{other:?}");
+    assert!(
+        matches!(other, Err(AppleError::InvalidToken(ref w)) if w == "wrong audience"),
+        "{other:?}"
+    );
 }

@@ -171,13 +171,7 @@ impl Client {
         token: &str,
         nonce: Option<&str>,
     ) -> Result<IdToken, AppleError> {
-        let expect = Expectations {
-            issuer: &self.base_url,
-            audiences: &self.audiences,
-            nonce,
-            now: self.clock.now(),
-            leeway: self.leeway,
-        };
+        let expect = self.expect(&self.audiences, nonce);
         id_token::verify(token, &self.jwks, &expect).await
     }
 
@@ -185,13 +179,7 @@ impl Client {
     /// app bundle IDs as further audiences and no nonce (the app, not the
     /// gateway, sent it to Apple).
     pub async fn verify_bearer_token(&self, token: &str) -> Result<IdToken, AppleError> {
-        let expect = Expectations {
-            issuer: &self.base_url,
-            audiences: &self.bearer_audiences,
-            nonce: None,
-            now: self.clock.now(),
-            leeway: self.leeway,
-        };
+        let expect = self.expect(&self.bearer_audiences, None);
         id_token::verify(token, &self.jwks, &expect).await
     }
 
@@ -200,14 +188,19 @@ impl Client {
     /// the Services ID and the bundle IDs (Apple addresses it to the App
     /// ID), time from the injected clock.
     pub async fn verify_notification(&self, payload: &str) -> Result<Notification, AppleError> {
-        let expect = Expectations {
+        let expect = self.expect(&self.bearer_audiences, None);
+        notification::verify(payload, &self.jwks, &expect).await
+    }
+
+    /// What a token from Apple must match now, for `audiences`.
+    fn expect<'a>(&'a self, audiences: &'a [String], nonce: Option<&'a str>) -> Expectations<'a> {
+        Expectations {
             issuer: &self.base_url,
-            audiences: &self.bearer_audiences,
-            nonce: None,
+            audiences,
+            nonce,
             now: self.clock.now(),
             leeway: self.leeway,
-        };
-        notification::verify(payload, &self.jwks, &expect).await
+        }
     }
 
     /// Allowed clock skew in seconds.

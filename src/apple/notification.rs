@@ -179,7 +179,9 @@ mod tests {
         assert_eq!(n.event.sub, "u1");
         assert_eq!(n.event.event_time, 999_000);
         assert_eq!(n.event.is_private_email, Some(true));
-        let t = k.sign(&claims(json!({"type": "new-thing", "sub": "u1", "event_time": 1})));
+        let t = k.sign(&claims(
+            json!({"type": "new-thing", "sub": "u1", "event_time": 1}),
+        ));
         let n = verify(&t, &jwks, &expect(&aud, 1500)).await.unwrap();
         assert_eq!(n.event.kind, EventKind::Other("new-thing".into()));
     }

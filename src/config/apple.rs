@@ -163,7 +163,9 @@ fn notifications_path(v: &mut Validator<'_>, p: String) -> Option<String> {
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
     let canonical = p.len() > 1
         && p.starts_with('/')
-        && p[1..].split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+        && p[1..]
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..");
     let taken = [
         "/oauth2/start",
         "/oauth2/callback",

@@ -25,7 +25,8 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Proof};
 use crate::policy::Policy;
 use crate::session::{
-    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, Revocations, SessionCookie, SessionError,
+    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, Revocations, SessionCookie,
+    SessionError,
 };
 
 /// Everything the proxy needs, built once from the config and shared

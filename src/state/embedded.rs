@@ -115,6 +115,30 @@ impl Embedded {
         })
     }
 
+    /// Replaces `key`'s row of `table` with what `merge` makes of the row
+    /// held; `merge` answering `None` changes nothing and writes nothing.
+    fn merge_row<A>(
+        &self,
+        table: TableDefinition<&str, (A, u64)>,
+        key: &str,
+        merge: impl FnOnce(Option<(A, u64)>) -> Option<(A, u64)>,
+    ) -> Result<bool, StoreError>
+    where
+        A: for<'a> redb::Value<SelfType<'a> = A> + Copy + 'static,
+    {
+        self.write(|txn| {
+            let mut t = txn.open_table(table)?;
+            let held = t.get(key)?.map(|v| v.value());
+            match merge(held) {
+                Some(keep) => {
+                    t.insert(key, keep)?;
+                    Ok((true, true))
+                }
+                None => Ok((false, false)),
+            }
+        })
+    }
+
     /// Drops the rows of `table` whose time (from `until`) is at or before `now`.
     fn sweep_table<V: redb::Value + 'static>(
         txn: &WriteTransaction,
@@ -163,19 +187,9 @@ impl Store for Embedded {
     }
 
     fn revoke_sub(&self, sub: &str, r: SubRevocation) -> Result<bool, StoreError> {
-        self.write(|txn| {
-            let mut t = txn.open_table(SUBS)?;
-            let held = t.get(sub)?.map(|v| {
-                let (at, until) = v.value();
-                SubRevocation { at, until }
-            });
-            match SubRevocation::merge(held, r) {
-                Some(keep) => {
-                    t.insert(sub, (keep.at, keep.until))?;
-                    Ok((true, true))
-                }
-                None => Ok((false, false)),
-            }
+        self.merge_row(SUBS, sub, |held| {
+            let held = held.map(|(at, until)| SubRevocation { at, until });
+            SubRevocation::merge(held, r).map(|k| (k.at, k.until))
         })
     }
 
@@ -190,19 +204,9 @@ impl Store for Embedded {
     }
 
     fn record_email_status(&self, sub: &str, status: EmailStatus) -> Result<bool, StoreError> {
-        self.write(|txn| {
-            let mut t = txn.open_table(EMAILS)?;
-            let held = t.get(sub)?.map(|v| {
-                let (disabled, at) = v.value();
-                EmailStatus { disabled, at }
-            });
-            match EmailStatus::merge(held, status) {
-                Some(keep) => {
-                    t.insert(sub, (keep.disabled, keep.at))?;
-                    Ok((true, true))
-                }
-                None => Ok((false, false)),
-            }
+        self.merge_row(EMAILS, sub, |held| {
+            let held = held.map(|(disabled, at)| EmailStatus { disabled, at });
+            EmailStatus::merge(held, status).map(|k| (k.disabled, k.at))
         })
     }
 

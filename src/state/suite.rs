@@ -58,7 +58,10 @@ fn email(disabled: bool, at: u64) -> EmailStatus {
 /// The later event wins, whatever order they arrive in; a repeat or an
 /// earlier one changes nothing.
 fn emails(s: &dyn Store) {
-    assert!(s.email_statuses().unwrap().is_empty(), "emails: fresh store");
+    assert!(
+        s.email_statuses().unwrap().is_empty(),
+        "emails: fresh store"
+    );
     assert!(s.record_email_status("u1", email(true, 10)).unwrap());
     assert!(
         !s.record_email_status("u1", email(true, 10)).unwrap(),

@@ -29,6 +29,7 @@ key_id = "XYZ9876543"
 private_key_file = "missing/AuthKey.p8"
 scopes = ["name", "phone"]
 timeout = "ten seconds"
+notifications_path = "/oauth2/../callback"
 
 [session]
 secret_file = "weak.key"
@@ -59,6 +60,7 @@ x = 1
         "apple.private_key_file: cannot read",
         "apple.scopes: expected a list of \"name\" and \"email\", found \"phone\"",
         "apple.timeout: expected a duration such as \"30s\"",
+        "apple.notifications_path: expected an absolute path",
         "session.secret_file: secret #1 looks weaker than 32 random bytes",
         "session.lifetime: expected a duration",
         "policy.allowed_emails: expected e-mail addresses, found \"not-an-email\"",

@@ -3,9 +3,9 @@
 //! (`cargo test --test sign_in`) in a few files, by topic.
 
 mod callback;
-mod notifications;
 #[path = "../common/mod.rs"]
 mod common;
+mod notifications;
 mod round_trip;
 mod session;
 

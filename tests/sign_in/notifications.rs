@@ -1,23 +1,47 @@
 //! Apple's server-to-server notifications through the real gateway: sent
 //! by the emulator (signed as Apple signs them) over real sockets.
 
+use std::sync::Arc;
+
 use super::common::{self, Browser, Nav, Stack};
+use applegate::clock::ManualClock;
 use applegate::emulator::Emulator;
 use serde_json::json;
 
-/// The notifications URL of `stack`.
-fn url(stack: &Stack) -> String {
-    stack.at(applegate::config::DEFAULT_NOTIFICATIONS_PATH)
+/// A stack on a manual clock (a revocation is as of a second: tests step
+/// past it instead of sleeping).
+fn stack_on_manual_clock() -> (Arc<ManualClock>, Stack) {
+    let clock = common::manual_clock();
+    let stack = Stack::with(common::Options {
+        clock: clock.clone(),
+        ..Default::default()
+    });
+    (clock, stack)
 }
 
-/// A user signed in twice (two browsers, two sessions).
-async fn two_sessions(stack: &Stack, email: &str) -> (Browser, Browser) {
-    let (mut a, mut b) = (Browser::new(), Browser::new());
-    stack.sign_in(&mut a, email).await;
+/// Posts `body` to the gateway's notifications path; the status.
+async fn send(stack: &Stack, body: String) -> u16 {
+    let url = stack.at(applegate::config::DEFAULT_NOTIFICATIONS_PATH);
+    Emulator::send_notification(&url, body).await.unwrap()
+}
+
+/// The emulator's `kind` notification about the user who signs in as
+/// `email`, sent; the status.
+async fn notify(stack: &Stack, kind: &str, email: &str) -> u16 {
+    let body = stack
+        .emulator
+        .notification(kind, &stack.emulator.sub_of(email));
+    send(stack, body).await
+}
+
+/// A browser signed in as `email`.
+async fn signed_in(stack: &Stack, email: &str) -> Browser {
+    let mut b = Browser::new();
     stack.sign_in(&mut b, email).await;
-    (a, b)
+    b
 }
 
+/// The status of `b`'s API call through the gateway.
 async fn status(b: &mut Browser, stack: &Stack) -> u16 {
     b.get(&stack.at("/"), Nav::Api).await.status
 }
@@ -41,31 +65,21 @@ async fn disabled(b: &mut Browser, stack: &Stack) -> Option<String> {
 /// does the same.
 #[tokio::test]
 async fn consent_revoked_ends_every_session_of_that_user() {
-    let clock = common::manual_clock();
-    let stack = Stack::with(common::Options {
-        clock: clock.clone(),
-        ..Default::default()
-    });
-    let (mut a, mut b) = two_sessions(&stack, "jane@example.com").await;
-    let mut other = Browser::new();
-    stack.sign_in(&mut other, "john@example.com").await;
+    let (clock, stack) = stack_on_manual_clock();
+    let mut a = signed_in(&stack, "jane@example.com").await;
+    let mut b = signed_in(&stack, "jane@example.com").await;
+    let mut other = signed_in(&stack, "john@example.com").await;
     assert_eq!(status(&mut a, &stack).await, 200);
-    let sub = stack.emulator.sub_of("jane@example.com");
-    let body = stack.emulator.notification("consent-revoked", &sub);
-    assert_eq!(Emulator::send_notification(&url(&stack), body).await.unwrap(), 200);
+    assert_eq!(notify(&stack, "consent-revoked", "jane@example.com").await, 200);
     assert_eq!(status(&mut a, &stack).await, 401, "first session");
     assert_eq!(status(&mut b, &stack).await, 401, "second session");
     assert_eq!(status(&mut other, &stack).await, 200, "another user");
 
-    // A session issued after the revocation's second works.
     clock.advance(1);
-    let mut again = Browser::new();
-    stack.sign_in(&mut again, "jane@example.com").await;
+    let mut again = signed_in(&stack, "jane@example.com").await;
     assert_eq!(status(&mut again, &stack).await, 200, "signed in again");
 
-    let sub = stack.emulator.sub_of("john@example.com");
-    let body = stack.emulator.notification("account-delete", &sub);
-    assert_eq!(Emulator::send_notification(&url(&stack), body).await.unwrap(), 200);
+    assert_eq!(notify(&stack, "account-delete", "john@example.com").await, 200);
     assert_eq!(status(&mut other, &stack).await, 401, "account deleted");
 }
 
@@ -73,20 +87,15 @@ async fn consent_revoked_ends_every_session_of_that_user() {
 /// signed in after the first delivery survives the second.
 #[tokio::test]
 async fn a_duplicate_notification_is_a_no_op() {
-    let clock = common::manual_clock();
-    let stack = Stack::with(common::Options {
-        clock: clock.clone(),
-        ..Default::default()
-    });
+    let (clock, stack) = stack_on_manual_clock();
     let sub = stack.emulator.sub_of("jane@example.com");
     let body = stack.emulator.notification("consent-revoked", &sub);
-    assert_eq!(Emulator::send_notification(&url(&stack), body.clone()).await.unwrap(), 200);
+    assert_eq!(send(&stack, body.clone()).await, 200);
     clock.advance(10);
-    let mut b = Browser::new();
-    stack.sign_in(&mut b, "jane@example.com").await;
+    let mut b = signed_in(&stack, "jane@example.com").await;
     assert_eq!(status(&mut b, &stack).await, 200);
     clock.advance(10);
-    assert_eq!(Emulator::send_notification(&url(&stack), body).await.unwrap(), 200);
+    assert_eq!(send(&stack, body).await, 200);
     assert_eq!(status(&mut b, &stack).await, 200, "the retry revoked nothing");
 }
 
@@ -95,63 +104,46 @@ async fn a_duplicate_notification_is_a_no_op() {
 #[tokio::test]
 async fn forged_notifications_get_400_and_change_nothing() {
     let stack = Stack::start();
-    let mut b = Browser::new();
-    stack.sign_in(&mut b, "jane@example.com").await;
+    let mut b = signed_in(&stack, "jane@example.com").await;
     let sub = stack.emulator.sub_of("jane@example.com");
     let now = applegate::clock::Clock::now(&applegate::clock::SystemClock);
     let claims = |aud: &str, iat: u64, exp: u64| {
+        let events = json!({"type": "consent-revoked", "sub": sub, "event_time": iat * 1000});
         json!({
             "iss": stack.emulator.base_url(), "aud": aud, "iat": iat, "exp": exp,
             "jti": applegate::session::random_token(16),
-            "events": json!({"type": "consent-revoked", "sub": sub, "event_time": iat * 1000}).to_string(),
+            "events": events.to_string(),
         })
     };
-    let body = |jwt: String| json!({"payload": jwt}).to_string();
-    let other_key = applegate::emulator::keys::SigningKey::generate();
-    let genuine = claims(common::SERVICES_ID, now, now + 3600);
+    let signed = |c: &serde_json::Value| json!({"payload": stack.emulator.sign(c)}).to_string();
     let b64 = |v: serde_json::Value| {
         use base64::Engine;
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
+    let genuine = claims(common::SERVICES_ID, now, now + 3600);
     let mut no_events = genuine.clone();
     no_events.as_object_mut().unwrap().remove("events");
+    let other_key = applegate::emulator::keys::SigningKey::generate();
+    let header = json!({"alg": "none", "kid": stack.emulator.current_kid()});
+    let unsigned = format!("{}.{}.", b64(header), b64(genuine.clone()));
     let forged = [
-        ("other key", body(other_key.sign(&genuine))),
-        ("wrong aud", body(stack.emulator.sign(&claims("com.attacker.app", now, now + 3600)))),
-        ("expired", body(stack.emulator.sign(&claims(common::SERVICES_ID, now - 7200, now - 3600)))),
-        ("future", body(stack.emulator.sign(&claims(common::SERVICES_ID, now + 3600, now + 7200)))),
-        (
-            "unsigned",
-            body(format!("{}.{}.", b64(json!({"alg": "none", "kid": stack.emulator.current_kid()})), b64(genuine.clone()))),
-        ),
-        ("no events", body(stack.emulator.sign(&no_events))),
-        ("garbage jwt", body("not.a.jwt".into())),
+        ("other key", json!({"payload": other_key.sign(&genuine)}).to_string()),
+        ("wrong aud", signed(&claims("com.attacker.app", now, now + 3600))),
+        ("expired", signed(&claims(common::SERVICES_ID, now - 7200, now - 3600))),
+        ("future", signed(&claims(common::SERVICES_ID, now + 3600, now + 7200))),
+        ("unsigned", json!({"payload": unsigned}).to_string()),
+        ("no events", signed(&no_events)),
+        ("garbage jwt", json!({"payload": "not.a.jwt"}).to_string()),
         ("not json", "payload=x".into()),
         ("no payload", json!({"jwt": "x"}).to_string()),
     ];
     for (what, forged) in forged {
-        let got = Emulator::send_notification(&url(&stack), forged).await.unwrap();
-        assert_eq!(got, 400, "{what}");
+        assert_eq!(send(&stack, forged).await, 400, "{what}");
         assert_eq!(status(&mut b, &stack).await, 200, "{what} changed nothing");
     }
-    // The same claims, signed by the emulator, do end the session.
-    let real = body(stack.emulator.sign(&genuine));
-    assert_eq!(Emulator::send_notification(&url(&stack), real).await.unwrap(), 200);
+    // The same claims, signed by the emulator's key, do end the session.
+    assert_eq!(send(&stack, signed(&genuine)).await, 200);
     assert_eq!(status(&mut b, &stack).await, 401);
-}
-
-/// Only POST; a body over the cap is refused unread.
-#[tokio::test]
-async fn only_bounded_posts() {
-    let stack = Stack::start();
-    let mut b = Browser::new();
-    let page = b.get(&url(&stack), Nav::Api).await;
-    assert_eq!(page.status, 405);
-    let big = "x".repeat(stack.config.server.max_callback_body + 1);
-    let got = Emulator::send_notification(&url(&stack), json!({"payload": big}).to_string())
-        .await
-        .unwrap();
-    assert_eq!(got, 413);
 }
 
 /// `email-disabled` reaches the user's upstream requests as
@@ -160,23 +152,49 @@ async fn only_bounded_posts() {
 /// copy never passes.
 #[tokio::test]
 async fn email_disabled_reaches_the_upstream_until_enabled() {
-    let clock = common::manual_clock();
-    let stack = Stack::with(common::Options {
-        clock: clock.clone(),
-        ..Default::default()
-    });
-    let (mut jane, mut john) = (Browser::new(), Browser::new());
-    stack.sign_in(&mut jane, "jane@example.com").await;
-    stack.sign_in(&mut john, "john@example.com").await;
-    assert_eq!(disabled(&mut jane, &stack).await, None, "a client-sent copy is removed");
-    let sub = stack.emulator.sub_of("jane@example.com");
-    let body = stack.emulator.notification("email-disabled", &sub);
-    assert_eq!(Emulator::send_notification(&url(&stack), body).await.unwrap(), 200);
+    let (clock, stack) = stack_on_manual_clock();
+    let mut jane = signed_in(&stack, "jane@example.com").await;
+    let mut john = signed_in(&stack, "john@example.com").await;
+    assert_eq!(disabled(&mut jane, &stack).await, None, "a client's copy");
+    assert_eq!(notify(&stack, "email-disabled", "jane@example.com").await, 200);
     assert_eq!(disabled(&mut jane, &stack).await.as_deref(), Some("true"));
     assert_eq!(disabled(&mut john, &stack).await, None, "another user");
-    assert_eq!(status(&mut jane, &stack).await, 200, "the session still works");
+    assert_eq!(status(&mut jane, &stack).await, 200, "the session stays");
     clock.advance(1);
-    let body = stack.emulator.notification("email-enabled", &sub);
-    assert_eq!(Emulator::send_notification(&url(&stack), body).await.unwrap(), 200);
+    assert_eq!(notify(&stack, "email-enabled", "jane@example.com").await, 200);
     assert_eq!(disabled(&mut jane, &stack).await, None, "enabled again");
+}
+
+/// Only POST; a body over the cap is refused unread.
+#[tokio::test]
+async fn only_bounded_posts() {
+    let stack = Stack::start();
+    let mut b = Browser::new();
+    let url = stack.at(applegate::config::DEFAULT_NOTIFICATIONS_PATH);
+    assert_eq!(b.get(&url, Nav::Api).await.status, 405);
+    let big = "x".repeat(stack.config.server.max_callback_body + 1);
+    let body = json!({ "payload": big }).to_string();
+    assert_eq!(send(&stack, body).await, 413);
+}
+
+/// `apple.notifications_path` moves the endpoint: notifications arrive
+/// there, and the default path is then no endpoint (404, like any unknown
+/// `/oauth2/` path).
+#[tokio::test]
+async fn the_path_is_configurable() {
+    let stack = Stack::with(common::Options {
+        apple_toml: "notifications_path = \"/hooks/apple\"".into(),
+        ..Default::default()
+    });
+    let mut b = signed_in(&stack, "jane@example.com").await;
+    let sub = stack.emulator.sub_of("jane@example.com");
+    let body = stack.emulator.notification("consent-revoked", &sub);
+    let default = stack.at(applegate::config::DEFAULT_NOTIFICATIONS_PATH);
+    let status_at = |url: String, body: String| async move {
+        Emulator::send_notification(&url, body).await.unwrap()
+    };
+    assert_eq!(status_at(default, body.clone()).await, 404, "not the endpoint");
+    assert_eq!(status(&mut b, &stack).await, 200);
+    assert_eq!(status_at(stack.at("/hooks/apple"), body).await, 200);
+    assert_eq!(status(&mut b, &stack).await, 401);
 }

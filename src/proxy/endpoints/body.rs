@@ -31,4 +31,3 @@ pub(super) async fn read_body(down: &mut Downstream, cap: usize) -> Result<Vec<u
         }
     }
 }
-
