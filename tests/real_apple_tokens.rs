@@ -203,7 +203,7 @@ async fn the_real_notification_verifies_and_decodes() {
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     let payload = file["http_body"]["payload"].as_str().unwrap();
     let claims = &file["claims"];
-    let aud = vec![claims["aud"].as_str().unwrap().to_string()];
+    let aud = [claims["aud"].as_str().unwrap().to_string()];
     let iat = claims["iat"].as_u64().unwrap();
     let exp = claims["exp"].as_u64().unwrap();
     fn expect(now: u64, aud: &[String]) -> Expectations<'_> {
