@@ -70,7 +70,10 @@ async fn consent_revoked_ends_every_session_of_that_user() {
     let mut b = signed_in(&stack, "jane@example.com").await;
     let mut other = signed_in(&stack, "john@example.com").await;
     assert_eq!(status(&mut a, &stack).await, 200);
-    assert_eq!(notify(&stack, "consent-revoked", "jane@example.com").await, 200);
+    assert_eq!(
+        notify(&stack, "consent-revoked", "jane@example.com").await,
+        200
+    );
     assert_eq!(status(&mut a, &stack).await, 401, "first session");
     assert_eq!(status(&mut b, &stack).await, 401, "second session");
     assert_eq!(status(&mut other, &stack).await, 200, "another user");
@@ -79,7 +82,10 @@ async fn consent_revoked_ends_every_session_of_that_user() {
     let mut again = signed_in(&stack, "jane@example.com").await;
     assert_eq!(status(&mut again, &stack).await, 200, "signed in again");
 
-    assert_eq!(notify(&stack, "account-delete", "john@example.com").await, 200);
+    assert_eq!(
+        notify(&stack, "account-delete", "john@example.com").await,
+        200
+    );
     assert_eq!(status(&mut other, &stack).await, 401, "account deleted");
 }
 
@@ -96,7 +102,11 @@ async fn a_duplicate_notification_is_a_no_op() {
     assert_eq!(status(&mut b, &stack).await, 200);
     clock.advance(10);
     assert_eq!(send(&stack, body).await, 200);
-    assert_eq!(status(&mut b, &stack).await, 200, "the retry revoked nothing");
+    assert_eq!(
+        status(&mut b, &stack).await,
+        200,
+        "the retry revoked nothing"
+    );
 }
 
 /// Forged, foreign, expired, unsigned or malformed notifications get 400
@@ -127,10 +137,22 @@ async fn forged_notifications_get_400_and_change_nothing() {
     let header = json!({"alg": "none", "kid": stack.emulator.current_kid()});
     let unsigned = format!("{}.{}.", b64(header), b64(genuine.clone()));
     let forged = [
-        ("other key", json!({"payload": other_key.sign(&genuine)}).to_string()),
-        ("wrong aud", signed(&claims("com.attacker.app", now, now + 3600))),
-        ("expired", signed(&claims(common::SERVICES_ID, now - 7200, now - 3600))),
-        ("future", signed(&claims(common::SERVICES_ID, now + 3600, now + 7200))),
+        (
+            "other key",
+            json!({"payload": other_key.sign(&genuine)}).to_string(),
+        ),
+        (
+            "wrong aud",
+            signed(&claims("com.attacker.app", now, now + 3600)),
+        ),
+        (
+            "expired",
+            signed(&claims(common::SERVICES_ID, now - 7200, now - 3600)),
+        ),
+        (
+            "future",
+            signed(&claims(common::SERVICES_ID, now + 3600, now + 7200)),
+        ),
         ("unsigned", json!({"payload": unsigned}).to_string()),
         ("no events", signed(&no_events)),
         ("garbage jwt", json!({"payload": "not.a.jwt"}).to_string()),
@@ -156,12 +178,18 @@ async fn email_disabled_reaches_the_upstream_until_enabled() {
     let mut jane = signed_in(&stack, "jane@example.com").await;
     let mut john = signed_in(&stack, "john@example.com").await;
     assert_eq!(disabled(&mut jane, &stack).await, None, "a client's copy");
-    assert_eq!(notify(&stack, "email-disabled", "jane@example.com").await, 200);
+    assert_eq!(
+        notify(&stack, "email-disabled", "jane@example.com").await,
+        200
+    );
     assert_eq!(disabled(&mut jane, &stack).await.as_deref(), Some("true"));
     assert_eq!(disabled(&mut john, &stack).await, None, "another user");
     assert_eq!(status(&mut jane, &stack).await, 200, "the session stays");
     clock.advance(1);
-    assert_eq!(notify(&stack, "email-enabled", "jane@example.com").await, 200);
+    assert_eq!(
+        notify(&stack, "email-enabled", "jane@example.com").await,
+        200
+    );
     assert_eq!(disabled(&mut jane, &stack).await, None, "enabled again");
 }
 
@@ -193,7 +221,11 @@ async fn the_path_is_configurable() {
     let status_at = |url: String, body: String| async move {
         Emulator::send_notification(&url, body).await.unwrap()
     };
-    assert_eq!(status_at(default, body.clone()).await, 404, "not the endpoint");
+    assert_eq!(
+        status_at(default, body.clone()).await,
+        404,
+        "not the endpoint"
+    );
     assert_eq!(status(&mut b, &stack).await, 200);
     assert_eq!(status_at(stack.at("/hooks/apple"), body).await, 200);
     assert_eq!(status(&mut b, &stack).await, 401);
