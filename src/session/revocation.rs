@@ -163,7 +163,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::state::{EmailStatus, Revoked};
+    use crate::state::{EmailStatus, Refresh, Revoked};
 
     fn session(id: &str, sub: &str, issued_at: u64) -> Identity {
         Identity {
@@ -232,6 +232,15 @@ mod tests {
         }
         fn forget_name(&self, sub: &str) -> Result<bool, StoreError> {
             self.call(|m| m.forget_name(sub))
+        }
+        fn keep_refresh(&self, id: &str, r: &Refresh) -> Result<bool, StoreError> {
+            self.call(|m| m.keep_refresh(id, r))
+        }
+        fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError> {
+            self.inner.refresh(id)
+        }
+        fn forget_refresh(&self, id: &str) -> Result<bool, StoreError> {
+            self.call(|m| m.forget_refresh(id))
         }
         fn sweep(&self, now: u64) -> Result<usize, StoreError> {
             self.inner.sweep(now)

@@ -16,7 +16,7 @@ use redb::{
 
 use std::collections::HashMap;
 
-use super::{EmailStatus, Revoked, Store, StoreError, SubRevocation};
+use super::{EmailStatus, Refresh, Revoked, Store, StoreError, SubRevocation};
 
 /// Session id ▶ when it would have expired.
 const SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
@@ -28,6 +28,8 @@ const NOTIFICATIONS: TableDefinition<&str, u64> = TableDefinition::new("notifica
 const EMAILS: TableDefinition<&str, (bool, u64)> = TableDefinition::new("email_status");
 /// `sub` ▶ the sealed name Apple sent once.
 const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
+/// Session id ▶ (`sub`, sealed refresh token, checked at, kept until).
+const REFRESH: TableDefinition<&str, (&str, &[u8], u64, u64)> = TableDefinition::new("refresh");
 
 /// redb's page cache; its default (1 GiB) is sized for databases far
 /// larger than a revocation list.
@@ -75,6 +77,7 @@ impl Embedded {
             txn.open_table(NOTIFICATIONS)?;
             txn.open_table(NAMES)?;
             txn.open_table(EMAILS)?;
+            txn.open_table(REFRESH)?;
             Ok(((), true))
         })?;
         Ok(store)
@@ -245,11 +248,46 @@ impl Store for Embedded {
         })
     }
 
+    fn keep_refresh(&self, id: &str, r: &Refresh) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let mut t = txn.open_table(REFRESH)?;
+            let same = t.get(id)?.is_some_and(|held| {
+                held.value() == (r.sub.as_str(), r.sealed.as_slice(), r.checked_at, r.until)
+            });
+            if !same {
+                t.insert(id, (r.sub.as_str(), r.sealed.as_slice(), r.checked_at, r.until))?;
+            }
+            Ok((!same, !same))
+        })
+    }
+
+    fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let kept = txn.open_table(REFRESH)?.get(id)?.map(|v| {
+            let (sub, sealed, checked_at, until) = v.value();
+            Refresh {
+                sub: sub.to_string(),
+                sealed: sealed.to_vec(),
+                checked_at,
+                until,
+            }
+        });
+        Ok(kept)
+    }
+
+    fn forget_refresh(&self, id: &str) -> Result<bool, StoreError> {
+        self.write(|txn| {
+            let gone = txn.open_table(REFRESH)?.remove(id)?.is_some();
+            Ok((gone, gone))
+        })
+    }
+
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         self.write(|txn| {
             let n = Self::sweep_table(txn, SESSIONS, now, |exp| exp)?
                 + Self::sweep_table(txn, SUBS, now, |(_, until)| until)?
-                + Self::sweep_table(txn, NOTIFICATIONS, now, |until| until)?;
+                + Self::sweep_table(txn, NOTIFICATIONS, now, |until| until)?
+                + Self::sweep_table(txn, REFRESH, now, |(_, _, _, until)| until)?;
             Ok((n, n > 0))
         })
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{EmailStatus, Revoked, Store, StoreError, SubRevocation};
+use super::{EmailStatus, Refresh, Revoked, Store, StoreError, SubRevocation};
 
 /// A store in maps.
 #[derive(Default)]
@@ -21,6 +21,7 @@ struct Tables {
     notifications: HashMap<String, u64>,
     names: HashMap<String, Vec<u8>>,
     emails: HashMap<String, EmailStatus>,
+    refresh: HashMap<String, Refresh>,
 }
 
 impl Memory {
@@ -117,12 +118,33 @@ impl Store for Memory {
         Ok(self.tables().names.remove(sub).is_some())
     }
 
+    fn keep_refresh(&self, id: &str, r: &Refresh) -> Result<bool, StoreError> {
+        let kept = &mut self.tables().refresh;
+        if kept.get(id) == Some(r) {
+            return Ok(false);
+        }
+        kept.insert(id.to_string(), r.clone());
+        Ok(true)
+    }
+
+    fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError> {
+        Ok(self.tables().refresh.get(id).cloned())
+    }
+
+    fn forget_refresh(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.tables().refresh.remove(id).is_some())
+    }
+
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         let mut t = self.tables();
-        let before = t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len();
+        let count = |t: &Tables| {
+            t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len() + t.refresh.len()
+        };
+        let before = count(&t);
         t.revoked.sessions.retain(|_, exp| *exp > now);
         t.revoked.subs.retain(|_, r| r.until > now);
         t.notifications.retain(|_, until| *until > now);
-        Ok(before - (t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len()))
+        t.refresh.retain(|_, r| r.until > now);
+        Ok(before - count(&t))
     }
 }

@@ -5,8 +5,9 @@
 //! as of a time), and room for what the Apple lifecycle adds: notification
 //! ids already handled (Apple retries) and the names Apple sends only once
 //! (sealed by the caller: personal data), and whether a user switched mail
-//! to their private relay address off (Apple's `email-disabled`). Refresh bookkeeping for
-//! re-validation gets its table here, beside these, when it lands.
+//! to their private relay address off (Apple's `email-disabled`), and per
+//! session Apple's refresh token (sealed by the caller: a credential) with
+//! when Apple last confirmed it, for re-validation and revoke-at-Apple.
 //!
 //! Two backends: [`Embedded`], a crash-safe single-file database (the
 //! default: durable with no configuration), and [`Memory`] (only when asked:
@@ -75,6 +76,18 @@ impl EmailStatus {
     }
 }
 
+/// What re-validation and revoke-at-Apple keep for one session: Apple's
+/// refresh token, sealed by the caller (a credential is never stored in the
+/// clear), whose it is, when Apple last confirmed it (seconds), and until
+/// when it matters (the session's expiry: then it is swept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    pub sub: String,
+    pub sealed: Vec<u8>,
+    pub checked_at: u64,
+    pub until: u64,
+}
+
 /// The revocations in force: what the per-request view starts with.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Revoked {
@@ -110,6 +123,13 @@ pub trait Store: Send + Sync {
     fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Forgets `sub`'s name.
     fn forget_name(&self, sub: &str) -> Result<bool, StoreError>;
+    /// Keeps `r` for session `id`, replacing what was kept; `false` when
+    /// the same was kept already.
+    fn keep_refresh(&self, id: &str, r: &Refresh) -> Result<bool, StoreError>;
+    /// What is kept for session `id` (and not yet swept).
+    fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError>;
+    /// Forgets session `id`'s refresh token.
+    fn forget_refresh(&self, id: &str) -> Result<bool, StoreError>;
     /// Drops every entry expired at `now`; how many.
     fn sweep(&self, now: u64) -> Result<usize, StoreError>;
 }

@@ -5,7 +5,7 @@
 //! [`check`] takes a constructor of fresh, empty stores; [`check_durable`]
 //! one that opens the same place each time, for backends that keep.
 
-use super::{EmailStatus, Store, SubRevocation};
+use super::{EmailStatus, Refresh, Store, SubRevocation};
 
 const NOW: u64 = 1_000;
 
@@ -17,6 +17,7 @@ pub fn check(fresh: &dyn Fn() -> Box<dyn Store>) {
     notifications(&*fresh());
     names(&*fresh());
     emails(&*fresh());
+    refresh(&*fresh());
     sweep(&*fresh());
 }
 
@@ -30,6 +31,7 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         s.first_notification("n1", NOW + 10).unwrap();
         s.remember_name("u1", b"sealed").unwrap();
         s.record_email_status("u1", email(true, 5)).unwrap();
+        s.keep_refresh("s1", &kept("u1", b"r", NOW, NOW + 10)).unwrap();
     }
     let s = open();
     let r = s.revoked(NOW).unwrap();
@@ -49,6 +51,42 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         Some(&email(true, 5)),
         "durable: email statuses"
     );
+    assert_eq!(
+        s.refresh("s1").unwrap(),
+        Some(kept("u1", b"r", NOW, NOW + 10)),
+        "durable: refresh tokens"
+    );
+}
+
+fn kept(sub: &str, sealed: &[u8], checked_at: u64, until: u64) -> Refresh {
+    Refresh {
+        sub: sub.into(),
+        sealed: sealed.to_vec(),
+        checked_at,
+        until,
+    }
+}
+
+/// A session's refresh token is kept, replaced and forgotten by session id.
+fn refresh(s: &dyn Store) {
+    assert_eq!(s.refresh("s1").unwrap(), None, "refresh: fresh store");
+    let first = kept("u1", b"token", NOW, NOW + 10);
+    assert!(s.keep_refresh("s1", &first).unwrap());
+    assert!(
+        !s.keep_refresh("s1", &first).unwrap(),
+        "refresh: the same again"
+    );
+    let checked = kept("u1", b"token", NOW + 5, NOW + 10);
+    assert!(
+        s.keep_refresh("s1", &checked).unwrap(),
+        "refresh: checked later"
+    );
+    assert!(s.keep_refresh("s2", &kept("u2", b"other", NOW, NOW + 10)).unwrap());
+    assert_eq!(s.refresh("s1").unwrap(), Some(checked));
+    assert!(s.forget_refresh("s1").unwrap());
+    assert!(!s.forget_refresh("s1").unwrap(), "refresh: forgotten once");
+    assert_eq!(s.refresh("s1").unwrap(), None);
+    assert_eq!(s.refresh("s2").unwrap().map(|r| r.sub), Some("u2".into()));
 }
 
 fn email(disabled: bool, at: u64) -> EmailStatus {
@@ -190,7 +228,9 @@ fn sweep(s: &dyn Store) {
     s.first_notification("n-live", NOW + 1).unwrap();
     s.remember_name("u-old", b"kept").unwrap();
     s.record_email_status("u-old", email(true, 1)).unwrap();
-    assert_eq!(s.sweep(NOW).unwrap(), 3, "sweep: three expired");
+    s.keep_refresh("old", &kept("u-old", b"r", NOW - 9, NOW)).unwrap();
+    s.keep_refresh("live", &kept("u-live", b"r", NOW - 9, NOW + 1)).unwrap();
+    assert_eq!(s.sweep(NOW).unwrap(), 4, "sweep: four expired");
     assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
     let r = s.revoked(0).unwrap();
     assert_eq!(
@@ -210,4 +250,6 @@ fn sweep(s: &dyn Store) {
     assert!(!s.first_notification("n-live", NOW + 1).unwrap());
     assert_eq!(s.name("u-old").unwrap().as_deref(), Some(&b"kept"[..]));
     assert_eq!(s.email_statuses().unwrap().len(), 1, "sweep: statuses kept");
+    assert_eq!(s.refresh("old").unwrap(), None, "sweep: refresh dropped");
+    assert!(s.refresh("live").unwrap().is_some(), "sweep: refresh kept");
 }
