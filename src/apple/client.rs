@@ -1,4 +1,5 @@
-//! Calls to Apple: the authorize URL, the code exchange.
+//! Calls to Apple: the authorize URL, the code exchange, refresh-token
+//! checks and revocation.
 //!
 //! The token endpoint takes `client_secret_post` only (form fields; Basic
 //! auth fails) and answers JSON with `Content-Type:
@@ -29,6 +30,14 @@ pub struct TokenResponse {
     #[serde(default)]
     pub refresh_token: Option<Secret<String>>,
     pub id_token: Secret<String>,
+}
+
+/// A token response read from `body`.
+fn token_response(body: &[u8]) -> Result<TokenResponse, AppleError> {
+    serde_json::from_slice(body).map_err(|source| AppleError::BadResponse {
+        what: "token response",
+        source,
+    })
 }
 
 #[derive(Deserialize)]
@@ -121,32 +130,76 @@ impl Client {
 
     /// Exchanges an authorization code for tokens.
     pub async fn exchange_code(&self, code: &str) -> Result<TokenResponse, AppleError> {
+        let body = self
+            .post(
+                "/auth/token",
+                &[
+                    ("code", code),
+                    ("grant_type", "authorization_code"),
+                    ("redirect_uri", self.redirect_uri.as_str()),
+                ],
+            )
+            .await?;
+        token_response(&body)
+    }
+
+    /// Asks Apple whether a refresh token still stands
+    /// (`grant_type=refresh_token`): `Ok` while the user's authorization
+    /// stands, [`AppleError::InvalidGrant`] once it was revoked. Apple
+    /// throttles frequent checks, so callers check at most once a day or so.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AppleError> {
+        let body = self
+            .post(
+                "/auth/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token),
+                ],
+            )
+            .await?;
+        token_response(&body)
+    }
+
+    /// Revokes a refresh token at Apple (`/auth/revoke`): the user's
+    /// authorization of the app ends, as App Store rule 5.1.1(v) asks when
+    /// a user deletes their account.
+    pub async fn revoke(&self, refresh_token: &str) -> Result<(), AppleError> {
+        self.post(
+            "/auth/revoke",
+            &[
+                ("token", refresh_token),
+                ("token_type_hint", "refresh_token"),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// POSTs `fields` with our client credentials (`client_secret_post`)
+    /// to Apple's `path`; the body of a success, or Apple's OAuth error.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<bytes::Bytes, AppleError> {
         let secret = self.secret.get();
-        let form = [
+        let mut form = vec![
             ("client_id", self.services_id.as_str()),
             ("client_secret", secret.expose()),
-            ("code", code),
-            ("grant_type", "authorization_code"),
-            ("redirect_uri", self.redirect_uri.as_str()),
         ];
-        let url = format!("{}/auth/token", self.base_url);
+        form.extend_from_slice(fields);
+        let url = format!("{}{path}", self.base_url);
+        let call = || format!("POST {url}");
         let resp = self
             .http
             .post(&url)
             .form(&form)
             .send()
             .await
-            .map_err(|e| AppleError::unreachable(format!("POST {url}"), e))?;
+            .map_err(|e| AppleError::unreachable(call(), e))?;
         let status = resp.status();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| AppleError::unreachable(format!("POST {url}"), e))?;
+            .map_err(|e| AppleError::unreachable(call(), e))?;
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|source| AppleError::BadResponse {
-                what: "token response",
-                source,
-            });
+            return Ok(body);
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(ErrorBody {
@@ -158,7 +211,7 @@ impl Client {
                 _ => AppleError::Rejected { error, description },
             }),
             Err(_) => Err(AppleError::Status {
-                call: format!("POST {url}"),
+                call: call(),
                 status,
             }),
         }

@@ -31,7 +31,8 @@ pub enum AppleError {
     /// Services ID, Key ID, private key or Return URL is wrong.
     InvalidClient { description: Option<String> },
     /// Apple rejected the grant (`invalid_grant`): the code was bad, already
-    /// used or expired; the user should sign in again.
+    /// used or expired, or the refresh token was revoked (the user withdrew
+    /// consent); the user should sign in again.
     InvalidGrant { description: Option<String> },
     /// Apple answered with another OAuth error code.
     Rejected {
@@ -73,7 +74,7 @@ impl fmt::Display for AppleError {
                 desc(description)
             ),
             AppleError::InvalidGrant { description } => {
-                write!(f, "Apple rejected the authorization code: invalid_grant{}", desc(description))
+                write!(f, "Apple rejected the grant (code or refresh token): invalid_grant{}", desc(description))
             }
             AppleError::Rejected { error, description } => {
                 write!(f, "Apple answered {error}{}", desc(description))

@@ -25,8 +25,8 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Proof};
 use crate::policy::Policy;
 use crate::session::{
-    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, Revocations, SessionCookie,
-    SessionError,
+    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, RefreshTokens, Revocations,
+    Sealer, SessionCookie, SessionError,
 };
 
 /// Everything the proxy needs, built once from the config and shared
@@ -39,6 +39,8 @@ pub struct Gateway {
     pub revocations: Arc<Revocations>,
     /// Users whose relay email is switched off (Apple's notifications).
     pub disabled_emails: Arc<DisabledEmails>,
+    /// Each session's Apple refresh token (re-validation, revoke at Apple).
+    pub refresh_tokens: RefreshTokens,
     pub policy: Policy,
     pub routes: Routes,
     pub clock: SharedClock,
@@ -79,6 +81,10 @@ impl Gateway {
             apple: Arc::new(apple),
             session_cookie: SessionCookie::new(&config.session),
             login: LoginCookie::new(&config.session),
+            refresh_tokens: RefreshTokens::new(
+                revocations.store(),
+                Sealer::new(config.session.keys.clone()),
+            ),
             revocations,
             disabled_emails,
             policy: Policy::new(&config.policy),

@@ -1,6 +1,7 @@
 //! Sessions: the sealed session cookie, the sign-in round trip's
-//! login-state cookie, the revocation set, and the users whose relay
-//! email is switched off ([`DisabledEmails`]).
+//! login-state cookie, the revocation set, the users whose relay
+//! email is switched off ([`DisabledEmails`]), and the refresh token each
+//! session was signed in with ([`RefreshTokens`], kept server-side).
 //!
 //! This module knows nothing of Apple: a session is who signed in and until
 //! when, sealed with AES-256-GCM (the `cookie` crate's private jar, with the
@@ -14,6 +15,7 @@ pub mod cache;
 pub mod cookie;
 pub mod disabled_emails;
 pub mod login_state;
+pub mod refresh;
 pub mod revocation;
 
 use std::fmt;
@@ -24,6 +26,7 @@ pub use self::cookie::{Sealer, SessionCookie};
 pub use cache::Cache;
 pub use disabled_emails::DisabledEmails;
 pub use login_state::{LoginCookie, LoginState};
+pub use refresh::RefreshTokens;
 pub use revocation::Revocations;
 
 /// Why a cookie did not yield a session.

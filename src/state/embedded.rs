@@ -255,7 +255,10 @@ impl Store for Embedded {
                 held.value() == (r.sub.as_str(), r.sealed.as_slice(), r.checked_at, r.until)
             });
             if !same {
-                t.insert(id, (r.sub.as_str(), r.sealed.as_slice(), r.checked_at, r.until))?;
+                t.insert(
+                    id,
+                    (r.sub.as_str(), r.sealed.as_slice(), r.checked_at, r.until),
+                )?;
             }
             Ok((!same, !same))
         })

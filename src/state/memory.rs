@@ -138,7 +138,10 @@ impl Store for Memory {
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         let mut t = self.tables();
         let count = |t: &Tables| {
-            t.revoked.sessions.len() + t.revoked.subs.len() + t.notifications.len() + t.refresh.len()
+            t.revoked.sessions.len()
+                + t.revoked.subs.len()
+                + t.notifications.len()
+                + t.refresh.len()
         };
         let before = count(&t);
         t.revoked.sessions.retain(|_, exp| *exp > now);

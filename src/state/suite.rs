@@ -31,7 +31,8 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         s.first_notification("n1", NOW + 10).unwrap();
         s.remember_name("u1", b"sealed").unwrap();
         s.record_email_status("u1", email(true, 5)).unwrap();
-        s.keep_refresh("s1", &kept("u1", b"r", NOW, NOW + 10)).unwrap();
+        s.keep_refresh("s1", &kept("u1", b"r", NOW, NOW + 10))
+            .unwrap();
     }
     let s = open();
     let r = s.revoked(NOW).unwrap();
@@ -81,7 +82,9 @@ fn refresh(s: &dyn Store) {
         s.keep_refresh("s1", &checked).unwrap(),
         "refresh: checked later"
     );
-    assert!(s.keep_refresh("s2", &kept("u2", b"other", NOW, NOW + 10)).unwrap());
+    assert!(s
+        .keep_refresh("s2", &kept("u2", b"other", NOW, NOW + 10))
+        .unwrap());
     assert_eq!(s.refresh("s1").unwrap(), Some(checked));
     assert!(s.forget_refresh("s1").unwrap());
     assert!(!s.forget_refresh("s1").unwrap(), "refresh: forgotten once");
@@ -228,8 +231,10 @@ fn sweep(s: &dyn Store) {
     s.first_notification("n-live", NOW + 1).unwrap();
     s.remember_name("u-old", b"kept").unwrap();
     s.record_email_status("u-old", email(true, 1)).unwrap();
-    s.keep_refresh("old", &kept("u-old", b"r", NOW - 9, NOW)).unwrap();
-    s.keep_refresh("live", &kept("u-live", b"r", NOW - 9, NOW + 1)).unwrap();
+    s.keep_refresh("old", &kept("u-old", b"r", NOW - 9, NOW))
+        .unwrap();
+    s.keep_refresh("live", &kept("u-live", b"r", NOW - 9, NOW + 1))
+        .unwrap();
     assert_eq!(s.sweep(NOW).unwrap(), 4, "sweep: four expired");
     assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
     let r = s.revoked(0).unwrap();

@@ -15,6 +15,7 @@ use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::rate_limit::RETRY_AFTER;
 use crate::proxy::respond::{escape, Response};
 use crate::session::find_only_cookie;
+use crate::session::refresh::Kept;
 
 /// The fields Apple posts to the callback.
 #[derive(Default)]
@@ -157,10 +158,24 @@ async fn finish_sign_in(
         tracing::warn!("cap on token calls to Apple reached");
         return Err(Failure::RateLimited(RETRY_AFTER));
     }
-    let (_tokens, claims) = gw.apple.sign_in(code, nonce).await?;
+    let (tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let mut identity = claims.identity(gw.session_cookie.new_proof(now));
     identity.name = form.user.as_deref().and_then(display_name);
     gw.policy.check(&identity)?;
+    // Kept before the session is given: a session whose token was lost
+    // could be neither re-validated nor revoked at Apple.
+    if let (Some(token), Some(id)) = (tokens.refresh_token, identity.session_id()) {
+        let kept = Kept {
+            sub: identity.sub.clone(),
+            token,
+            checked_at: now,
+            until: identity.expires_at(),
+        };
+        gw.refresh_tokens
+            .keep(id, &kept)
+            .await
+            .map_err(Failure::State)?;
+    }
     tracing::info!(sub = %identity.sub, "signed in");
     Ok(gw
         .session_cookie
