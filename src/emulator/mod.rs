@@ -12,7 +12,8 @@
 //!   signature under the registered public key, `kid`, `iss`, `sub`, `aud`,
 //!   lifetime ≤ 15777000 s); codes are bound to `client_id` and
 //!   `redirect_uri`, single use, and live 5 minutes; errors are Apple's JSON.
-//! - `GET /auth/keys`: the RS256 keys, rotated with [`Emulator::rotate_keys`].
+//! - `GET /auth/keys`: the RS256 keys, rotated with [`Emulator::rotate_keys`],
+//!   with a `Cache-Control: max-age` ([`Emulator::set_keys_max_age`]).
 //! - `POST /auth/revoke`.
 //! - Server-to-server notifications, signed like its id_tokens and sent
 //!   to the gateway ([`Emulator::notification`]).
@@ -36,6 +37,10 @@ use p256::ecdsa::VerifyingKey;
 use crate::clock::SharedClock;
 use crate::httpd::{self, Reply, Request};
 use keys::Keys;
+
+/// The `max-age` of `/auth/keys` answers unless set: clients may cache
+/// the keys, unlike every other answer here.
+pub const KEYS_MAX_AGE: u64 = 3_600;
 
 /// A registered Services ID (an OAuth client) and its key.
 #[derive(Debug, Clone)]
@@ -148,6 +153,8 @@ struct State {
 struct Shared {
     base_url: String,
     opts: Options,
+    /// The `max-age` of `/auth/keys` answers, in seconds.
+    keys_max_age: AtomicU64,
     counters: Counters,
     state: Mutex<State>,
 }
@@ -197,6 +204,7 @@ impl Emulator {
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             opts,
+            keys_max_age: AtomicU64::new(KEYS_MAX_AGE),
             counters: Counters::default(),
             state: Mutex::new(State {
                 keys: Keys::new(),
@@ -273,6 +281,11 @@ impl Emulator {
         self.shared.state().keys.rotate()
     }
 
+    /// The `max-age` that `/auth/keys` answers carry from now on.
+    pub fn set_keys_max_age(&self, secs: u64) {
+        self.shared.keys_max_age.store(secs, Ordering::SeqCst);
+    }
+
     /// The kid new tokens are signed with.
     pub fn current_kid(&self) -> String {
         self.shared.state().keys.current().kid.clone()
@@ -332,7 +345,9 @@ fn route(s: &Shared, req: Request) -> Reply {
         }
         ("GET", "/auth/keys") => {
             s.counters.keys.fetch_add(1, Ordering::Relaxed);
-            Reply::json(200, &s.state().keys.document())
+            let max_age = s.keys_max_age.load(Ordering::SeqCst);
+            return Reply::json(200, &s.state().keys.document())
+                .header("Cache-Control", &format!("max-age={max_age}"));
         }
         _ => Reply::new(404, "text/plain", "not found"),
     };
