@@ -44,7 +44,11 @@ async fn call(stack_url: &str, token: &str) -> u16 {
 async fn wait_for_fetches(emulator: &Emulator, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while emulator.hits().keys < n {
-        assert!(Instant::now() < deadline, "keys fetched {:?}, wanted {n}", emulator.hits());
+        assert!(
+            Instant::now() < deadline,
+            "keys fetched {:?}, wanted {n}",
+            emulator.hits()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -199,11 +199,7 @@ impl Jwks {
         }
         let n = set.len();
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-        tracing::info!(
-            keys = n,
-            max_age,
-            "fetched Apple's signing keys"
-        );
+        tracing::info!(keys = n, max_age, "fetched Apple's signing keys");
         Ok((n, max_age))
     }
 

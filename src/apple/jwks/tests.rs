@@ -10,7 +10,10 @@ use crate::httpd::{self, Reply};
 
 /// Apple's real keys document (twelve keys), from the shared test data.
 fn apple_keys() -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/apple/apple_jwks.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/apple/apple_jwks.json"
+    );
     serde_json::from_slice(&std::fs::read(path).expect("../shared/apple/apple_jwks.json"))
         .expect("a JSON document")
 }
@@ -79,8 +82,15 @@ async fn refresh_follows_max_age_and_never_loses_a_good_set() {
         *answer.lock().unwrap() = (status, body.into(), cc.map(str::to_string));
     };
 
-    assert_eq!(jwks.refresh_if_due().await.unwrap().unwrap(), 2, "due at start");
-    assert!(jwks.refresh_if_due().await.is_none(), "then not before max-age");
+    assert_eq!(
+        jwks.refresh_if_due().await.unwrap().unwrap(),
+        2,
+        "due at start"
+    );
+    assert!(
+        jwks.refresh_if_due().await.is_none(),
+        "then not before max-age"
+    );
     clock.advance(599);
     assert!(jwks.refresh_if_due().await.is_none());
 
@@ -95,7 +105,10 @@ async fn refresh_follows_max_age_and_never_loses_a_good_set() {
         assert!(result.is_err(), "{status} {body}");
         assert_eq!(jwks.len(), 2, "kept after {status} {body}");
         clock.advance(59);
-        assert!(jwks.refresh_if_due().await.is_none(), "retry after a minute");
+        assert!(
+            jwks.refresh_if_due().await.is_none(),
+            "retry after a minute"
+        );
     }
 
     clock.advance(60);
@@ -104,7 +117,10 @@ async fn refresh_follows_max_age_and_never_loses_a_good_set() {
     assert!(jwks.get(a).is_none(), "a dropped key leaves");
     assert!(jwks.get(b).is_some());
     clock.advance(DEFAULT_MAX_AGE - 1);
-    assert!(jwks.refresh_if_due().await.is_none(), "no max-age: the default");
+    assert!(
+        jwks.refresh_if_due().await.is_none(),
+        "no max-age: the default"
+    );
     clock.advance(1);
     assert!(jwks.refresh_if_due().await.is_some());
 }
