@@ -22,7 +22,9 @@
 //! a user's first consent to a client. [`Emulator::tamper_next_token`] makes
 //! the next exchange return a bad id_token, to test the gateway's checks.
 
+mod admin;
 mod authorize;
+mod grants;
 pub mod keys;
 mod notify;
 mod token;
@@ -81,6 +83,9 @@ pub struct Options {
     /// mode and tests need it.
     pub allow_insecure_redirects: bool,
     pub clock: SharedClock,
+    /// The gateway's notification endpoint, where the admin page sends
+    /// `consent-revoked` (`dev`); `None`: the page only ends the grants.
+    pub notify_url: Option<String>,
 }
 
 /// A bad id_token for the next code exchange.
@@ -141,7 +146,7 @@ struct User {
 struct State {
     keys: Keys,
     codes: HashMap<String, Grant>,
-    refresh_tokens: HashMap<String, Grant>,
+    grants: grants::Grants,
     /// (client_id, sub) pairs that have consented: `user` is sent once.
     consented: HashSet<(String, String)>,
     client_secrets: HashSet<String>,
@@ -209,7 +214,7 @@ impl Emulator {
             state: Mutex::new(State {
                 keys: Keys::new(),
                 codes: HashMap::new(),
-                refresh_tokens: HashMap::new(),
+                grants: grants::Grants::default(),
                 consented: HashSet::new(),
                 client_secrets: HashSet::new(),
                 issued: Vec::new(),
@@ -239,6 +244,7 @@ impl Emulator {
                 clients: vec![client],
                 allow_insecure_redirects: true,
                 clock,
+                notify_url: None,
             },
         )
     }
@@ -302,10 +308,24 @@ impl Emulator {
         authorize::sub_for(team.unwrap_or_default(), email)
     }
 
+    /// The user `sub` stops using Sign in with Apple with the app: every
+    /// grant of theirs ends (their refresh tokens get `invalid_grant`) and
+    /// their next sign-in is a first consent again. Sends nothing: see
+    /// [`Self::notification`]. How many grants ended.
+    pub fn revoke_consent(&self, sub: &str) -> usize {
+        revoke_consent(&self.shared, sub)
+    }
+
     /// Signs arbitrary claims with the current key (for tests of the verifier).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         self.shared.state().keys.current().sign(claims)
     }
+}
+
+fn revoke_consent(s: &Shared, sub: &str) -> usize {
+    let mut st = s.state();
+    st.consented.retain(|(_, user)| user != sub);
+    st.grants.revoke_user(sub)
 }
 
 /// Apple accepts only https Return URLs on a domain name.
@@ -343,6 +363,8 @@ fn route(s: &Shared, req: Request) -> Reply {
             s.counters.revoke.fetch_add(1, Ordering::Relaxed);
             token::revoke(s, &req)
         }
+        ("GET", "/admin") => admin::page(s),
+        ("POST", "/admin/revoke-consent") => admin::revoke_consent(s, &req),
         ("GET", "/auth/keys") => {
             s.counters.keys.fetch_add(1, Ordering::Relaxed);
             let max_age = s.keys_max_age.load(Ordering::SeqCst);
