@@ -274,13 +274,14 @@ fn dev(port: u16) -> ExitCode {
     };
     init_logging(&d.config.log);
     say(&format!(
-        "\napplegate dev mode: no Apple account needed.\n\n  Open  {}/  in a browser and sign in.\n\n  gateway        {}\n  Apple emulator {}  (Services ID {}, Team ID {}, Key ID {})\n  demo app       http://{}\n\nCtrl-C stops all three.\n",
+        "\napplegate dev mode: no Apple account needed.\n\n  Open  {}/  in a browser and sign in.\n\n  gateway        {}\n  Apple emulator {}  (Services ID {}, Team ID {}, Key ID {})\n  emulator admin {}/admin  (revoke a user's consent)\n  demo app       http://{}\n\nCtrl-C stops all three.\n",
         d.config.server.public_url.origin,
         d.config.server.public_url.origin,
         d.emulator.base_url(),
         dev::SERVICES_ID,
         dev::TEAM_ID,
         dev::KEY_ID,
+        d.emulator.base_url(),
         d.demo.addr,
     ));
     serve(&d.config, "dev")

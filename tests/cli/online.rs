@@ -60,6 +60,9 @@ fn check_online_reports_accepted_credentials() {
     assert_eq!(stack.emulator.hits().token, 1);
 }
 
+/// A change to a config's TOML text.
+type Edit = fn(String) -> String;
+
 /// A Key ID, Team ID or key the emulator does not know for the Services
 /// ID: `invalid_client`, exit 1 with the likely causes.
 #[test]
@@ -67,7 +70,7 @@ fn check_online_lists_causes_when_apple_refuses_the_secret() {
     let stack = kit::Builder::new(applegate::clock::system())
         .start()
         .unwrap();
-    let edits: [(&str, fn(String) -> String); 3] = [
+    let edits: [(&str, Edit); 3] = [
         ("key id", |t| t.replace("KEY1234567", "KEY7654321")),
         ("team id", |t| t.replace("TEAM123456", "TEAM654321")),
         ("key", |t| t),
