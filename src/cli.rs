@@ -4,6 +4,8 @@
 //! prints clap's message and exits 2. Everything after parsing is reported
 //! here, once; a bad config exits 2 as well, a failure to run exits 1.
 
+mod online;
+
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
@@ -38,7 +40,7 @@ pub enum Command {
     /// Run the gateway
     Run(ConfigFile),
     /// Validate config and keys; print what to enter at Apple
-    Check(ConfigFile),
+    Check(CheckArgs),
     /// Gateway + Apple emulator + demo app on ports N, N+1, N+2; no Apple account needed
     Dev {
         /// The gateway's port; the emulator and the demo app take the next two
@@ -60,6 +62,16 @@ pub struct ConfigFile {
     config: PathBuf,
 }
 
+/// `check`'s arguments.
+#[derive(Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Also ask Apple's token endpoint whether it accepts the client secret
+    #[arg(long)]
+    online: bool,
+}
+
 impl Cli {
     /// The command to run; `None` (no command, no `--config`) asks for help.
     pub fn into_command(self) -> Option<Command> {
@@ -76,9 +88,13 @@ pub fn dispatch(command: Option<Command>) -> ExitCode {
     match command {
         // A bad config is reported by `load`, exit 2; the command never starts.
         Some(Command::Run(c)) => load(&c.config, "run").map_or_else(|bad| bad, |cfg| run(&cfg)),
-        Some(Command::Check(c)) => {
-            load(&c.config, "check").map_or_else(|bad| bad, |cfg| check(&c.config, &cfg))
-        }
+        Some(Command::Check(c)) => load(&c.file.config, "check").map_or_else(
+            |bad| bad,
+            |cfg| match check(&c.file.config, &cfg) {
+                ok if ok == ExitCode::SUCCESS && c.online => online::check(&cfg),
+                other => other,
+            },
+        ),
         Some(Command::Dev { port }) => dev(port),
         Some(Command::Version) => {
             say(&format!("applegate {}\n", env!("CARGO_PKG_VERSION")));
@@ -258,13 +274,14 @@ fn dev(port: u16) -> ExitCode {
     };
     init_logging(&d.config.log);
     say(&format!(
-        "\napplegate dev mode: no Apple account needed.\n\n  Open  {}/  in a browser and sign in.\n\n  gateway        {}\n  Apple emulator {}  (Services ID {}, Team ID {}, Key ID {})\n  demo app       http://{}\n\nCtrl-C stops all three.\n",
+        "\napplegate dev mode: no Apple account needed.\n\n  Open  {}/  in a browser and sign in.\n\n  gateway        {}\n  Apple emulator {}  (Services ID {}, Team ID {}, Key ID {})\n  emulator admin {}/admin  (revoke a user's consent)\n  demo app       http://{}\n\nCtrl-C stops all three.\n",
         d.config.server.public_url.origin,
         d.config.server.public_url.origin,
         d.emulator.base_url(),
         dev::SERVICES_ID,
         dev::TEAM_ID,
         dev::KEY_ID,
+        d.emulator.base_url(),
         d.demo.addr,
     ));
     serve(&d.config, "dev")

@@ -232,21 +232,32 @@ impl Builder {
             }
             Upstream::At(addr) => (None, addr),
         };
-        let emulator = Emulator::start_local(
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let emulator = Emulator::start(
             bind(self.emulator_port)?,
-            emulator::Client::new(
-                self.ids.services_id,
-                self.ids.team_id,
-                self.ids.key_id,
-                *key.verifying_key(),
-                format!("{public_url}/oauth2/callback"),
-            ),
-            self.clock,
+            emulator::Options {
+                clients: vec![emulator::Client::new(
+                    self.ids.services_id,
+                    self.ids.team_id,
+                    self.ids.key_id,
+                    *key.verifying_key(),
+                    format!("{public_url}/oauth2/callback"),
+                )],
+                allow_insecure_redirects: true,
+                clock: self.clock,
+                // The admin page's consent revocation reaches the gateway
+                // directly, whatever its public URL (https behind a TLS
+                // terminator, in some tests).
+                notify_url: Some(format!(
+                    "http://{listen}{}",
+                    config::DEFAULT_NOTIFICATIONS_PATH
+                )),
+            },
         )
         .map_err(Error::Emulator)?;
         Ok(Stack {
             ids: self.ids,
-            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            listen,
             public_url,
             upstream,
             key,

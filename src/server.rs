@@ -60,18 +60,20 @@ struct Upkeep {
 #[async_trait]
 impl BackgroundService for Upkeep {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        // Apple rotates keys rarely; a daily refresh keeps a rotated-in key
-        // ready before the first token under it arrives.
         let mut sweep = tokio::time::interval(Duration::from_secs(600));
-        let mut keys = tokio::time::interval(Duration::from_secs(86_400));
-        keys.tick().await; // the first fetch happens on the first sign-in
+        // Each second asks whether Apple's keys are due (a clock read; the
+        // fetch itself follows Apple's max-age, see `apple::jwks`). The
+        // first tick is at once: the gateway serves while the first fetch
+        // runs, whether or not Apple answers.
+        let mut keys = tokio::time::interval(Duration::from_secs(1));
+        keys.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,
                 _ = sweep.tick() => self.revocations.sweep(self.clock.now()).await,
                 _ = keys.tick() => {
-                    if let Err(e) = self.apple.jwks.refresh().await {
-                        tracing::warn!(error = %Chain(&e), "periodic refresh of Apple's keys failed; keeping the keys we have");
+                    if let Some(Err(e)) = self.apple.jwks.refresh_if_due().await {
+                        tracing::warn!(error = %Chain(&e), "refresh of Apple's keys failed; keeping the keys we have");
                     }
                 }
             }

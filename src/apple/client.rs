@@ -1,5 +1,5 @@
 //! Calls to Apple: the authorize URL, the code exchange, refresh-token
-//! checks and revocation.
+//! checks and revocation, the credentials probe of `check --online`.
 //!
 //! The token endpoint takes `client_secret_post` only (form fields; Basic
 //! auth fails) and answers JSON with `Content-Type:
@@ -18,6 +18,11 @@ use super::{AppleError, ClientSecret, Jwks};
 use crate::clock::SharedClock;
 use crate::config;
 use crate::secret::Secret;
+
+/// The authorization code the credentials probe sends: no code Apple ever
+/// issued, so Apple can only refuse it, and how it refuses tells whether
+/// our client secret passed.
+const PROBE_CODE: &str = "applegate.check.online.probe";
 
 /// Apple's answer to a code exchange.
 #[derive(Debug, Deserialize)]
@@ -214,6 +219,19 @@ impl Client {
                 call: call(),
                 status,
             }),
+        }
+    }
+
+    /// Whether Apple accepts our client secret: a code exchange with a
+    /// made-up code. Apple checks the client first (RFC 6749 §5.2):
+    /// `invalid_grant` means the secret passed and only the code was
+    /// refused (`Ok`); `invalid_client` comes back as
+    /// [`AppleError::InvalidClient`], a transport failure as
+    /// [`AppleError::Unreachable`].
+    pub async fn probe_credentials(&self) -> Result<(), AppleError> {
+        match self.exchange_code(PROBE_CODE).await {
+            Ok(_) | Err(AppleError::InvalidGrant { .. }) => Ok(()),
+            Err(e) => Err(e),
         }
     }
 

@@ -1,13 +1,19 @@
 //! Apple's id_token signing keys, by `kid`.
 //!
 //! Apple publishes several RSA keys at `/auth/keys` and rotates them; a
-//! token names its key with `kid`. Keys are fetched once and kept; a token
-//! with an unknown `kid` triggers one refetch (single flight, at most one per
-//! `min_refetch_interval`, so a flood of made-up kids cannot make us hammer
-//! Apple). A failed fetch keeps the keys we have: stale keys beat no keys
-//! while Apple is down.
+//! token names its key with `kid`. The key set is fetched in the
+//! background, at start and again when the last answer's `Cache-Control:
+//! max-age` runs out (clamped to [`MIN_MAX_AGE`, `MAX_MAX_AGE`],
+//! [`DEFAULT_MAX_AGE`] without one), so a key Apple rotates in verifies
+//! before its first token arrives and a key Apple dropped is dropped here
+//! too. A token with an unknown `kid` still triggers one refetch (single
+//! flight, at most one per `min_refetch_interval`, so a flood of made-up
+//! kids cannot make us hammer Apple). A failed or useless fetch (Apple
+//! down, an error status, garbage, no usable key) keeps the keys we have:
+//! stale keys beat no keys while Apple is down.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -16,20 +22,41 @@ use serde::Deserialize;
 use super::AppleError;
 use crate::clock::SharedClock;
 
+/// The shortest time a key set is kept before the next background fetch,
+/// whatever Apple's `max-age` says: a `max-age=0` must not turn the
+/// refresh into a busy loop against Apple.
+pub const MIN_MAX_AGE: u64 = 300;
+/// The longest: a key Apple drops (a leaked one) leaves within a day.
+pub const MAX_MAX_AGE: u64 = 86_400;
+/// Without a usable `max-age`.
+pub const DEFAULT_MAX_AGE: u64 = 3_600;
+/// After a failed fetch, the background refresh tries again this soon.
+const RETRY_AFTER: u64 = 60;
+/// Apple publishes a handful of keys; more only comes from a hostile or
+/// broken keys endpoint.
+const MAX_KEYS: usize = 64;
+
+type KeySet = HashMap<String, Arc<DecodingKey>>;
+
 /// The cache of Apple's public keys.
 pub struct Jwks {
     /// `None` for a fixed key set (tests with real Apple keys).
     source: Option<(String, reqwest::Client)>,
-    /// kid ▶ key. Why: every id_token check needs one, and Apple asks that
-    /// we not fetch per token. Bounded: Apple publishes a handful of keys;
-    /// the capacity only guards against a hostile keys endpoint.
-    keys: moka::sync::Cache<String, Arc<DecodingKey>>,
-    /// Single flight: the time of the last fetch (seconds, injected clock),
-    /// held while fetching so concurrent misses wait for one fetch instead
-    /// of starting their own.
-    last_fetch: tokio::sync::Mutex<Option<u64>>,
+    /// kid ▶ key, replaced whole by each good fetch. Why a lock: every
+    /// id_token check reads it (briefly), a fetch swaps it; Apple asks
+    /// that we not fetch per token.
+    keys: RwLock<Arc<KeySet>>,
+    /// Single flight: held while fetching so concurrent misses and the
+    /// background refresh wait for one fetch instead of starting their own.
+    fetches: tokio::sync::Mutex<Fetches>,
     min_refetch_interval: u64,
     clock: Option<SharedClock>,
+}
+
+/// When keys were fetched and are next due (seconds, injected clock).
+struct Fetches {
+    last: Option<u64>,
+    due: u64,
 }
 
 #[derive(Deserialize)]
@@ -59,8 +86,8 @@ impl Jwks {
         super::rs256::install();
         Jwks {
             source: Some((url, http)),
-            keys: Self::cache(),
-            last_fetch: tokio::sync::Mutex::new(None),
+            keys: RwLock::default(),
+            fetches: tokio::sync::Mutex::new(Fetches { last: None, due: 0 }),
             min_refetch_interval: min_refetch_interval.as_secs(),
             clock: Some(clock),
         }
@@ -71,104 +98,114 @@ impl Jwks {
         super::rs256::install();
         let jwks = Jwks {
             source: None,
-            keys: Self::cache(),
-            last_fetch: tokio::sync::Mutex::new(None),
+            keys: RwLock::new(Arc::new(parse(json)?)),
+            fetches: tokio::sync::Mutex::new(Fetches {
+                last: None,
+                due: u64::MAX,
+            }),
             min_refetch_interval: u64::MAX,
             clock: None,
         };
-        jwks.load(json)?;
         Ok(jwks)
     }
 
-    fn cache() -> moka::sync::Cache<String, Arc<DecodingKey>> {
-        moka::sync::Cache::builder().max_capacity(64).build()
+    fn held(&self) -> Arc<KeySet> {
+        // Writers only swap an Arc; a poisoned lock still holds a whole set.
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn get(&self, kid: &str) -> Option<Arc<DecodingKey>> {
+        self.held().get(kid).cloned()
     }
 
     /// The key named `kid`, fetching Apple's keys if we do not have it.
     pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, AppleError> {
-        if let Some(k) = self.keys.get(kid) {
+        if let Some(k) = self.get(kid) {
             return Ok(k);
         }
-        let mut last = self.last_fetch.lock().await;
+        let mut fetches = self.fetches.lock().await;
         // Another task may have fetched while we waited for the lock.
-        if let Some(k) = self.keys.get(kid) {
+        if let Some(k) = self.get(kid) {
             return Ok(k);
         }
         let Some(clock) = &self.clock else {
             return Err(AppleError::UnknownKey(kid.to_string()));
         };
         let now = clock.now();
-        if last.is_some_and(|t| now < t.saturating_add(self.min_refetch_interval)) {
+        if fetches
+            .last
+            .is_some_and(|t| now < t.saturating_add(self.min_refetch_interval))
+        {
             return Err(AppleError::UnknownKey(kid.to_string()));
         }
-        *last = Some(now);
-        self.fetch().await?;
-        self.keys
-            .get(kid)
+        self.fetch_now(&mut fetches, now).await?;
+        self.get(kid)
             .ok_or_else(|| AppleError::UnknownKey(kid.to_string()))
     }
 
-    /// Fetches the key set now (start-up warm-up and periodic refresh).
-    pub async fn refresh(&self) -> Result<usize, AppleError> {
-        let mut last = self.last_fetch.lock().await;
-        *last = self.clock.as_ref().map(|c| c.now());
-        self.fetch().await
+    /// The background refresh: fetches the key set if it is due (at
+    /// start, then when its `max-age` ran out or a failed fetch's retry
+    /// time came); `None` when it was not due.
+    pub async fn refresh_if_due(&self) -> Option<Result<usize, AppleError>> {
+        let now = self.clock.as_ref()?.now();
+        let mut fetches = self.fetches.lock().await;
+        if now < fetches.due {
+            return None;
+        }
+        Some(self.fetch_now(&mut fetches, now).await)
     }
 
-    async fn fetch(&self) -> Result<usize, AppleError> {
+    /// Fetches under the single-flight lock and sets when the next is due.
+    async fn fetch_now(&self, fetches: &mut Fetches, now: u64) -> Result<usize, AppleError> {
+        fetches.last = Some(now);
+        let result = self.fetch().await;
+        fetches.due = now.saturating_add(match &result {
+            Ok((_, max_age)) => *max_age,
+            Err(_) => RETRY_AFTER,
+        });
+        result.map(|(n, _)| n)
+    }
+
+    /// One GET of the keys; on success the set is replaced (keys Apple
+    /// dropped leave) and the answer's `max-age`, clamped, returned.
+    async fn fetch(&self) -> Result<(usize, u64), AppleError> {
         let Some((url, http)) = &self.source else {
-            return Ok(0);
+            return Ok((self.held().len(), u64::MAX));
         };
+        let call = || format!("GET {url}");
         let resp = http
             .get(url)
             .send()
             .await
-            .map_err(|e| AppleError::unreachable(format!("GET {url}"), e))?;
+            .map_err(|e| AppleError::unreachable(call(), e))?;
         if !resp.status().is_success() {
             return Err(AppleError::Status {
-                call: format!("GET {url}"),
+                call: call(),
                 status: resp.status(),
             });
         }
+        let max_age = max_age(
+            resp.headers()
+                .get(reqwest::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok()),
+        );
         let body = resp
             .bytes()
             .await
-            .map_err(|e| AppleError::unreachable(format!("GET {url}"), e))?;
-        let n = self.load(&body)?;
-        tracing::info!(keys = n, "fetched Apple's signing keys");
-        Ok(n)
-    }
-
-    /// Adds the RS256 signing keys of a JWKS document; returns how many.
-    fn load(&self, json: &[u8]) -> Result<usize, AppleError> {
-        let doc: Document =
-            serde_json::from_slice(json).map_err(|source| AppleError::BadResponse {
-                what: "keys document",
-                source,
-            })?;
-        let mut n = 0;
-        for jwk in doc.keys {
-            let usable = jwk.kty == "RSA"
-                && jwk.alg.as_deref().is_none_or(|a| a == "RS256")
-                && jwk.use_.as_deref().is_none_or(|u| u == "sig");
-            let (Some(kid), Some(nn), Some(e), true) = (jwk.kid, jwk.n, jwk.e, usable) else {
-                continue;
-            };
-            match DecodingKey::from_rsa_components(&nn, &e) {
-                Ok(key) => {
-                    self.keys.insert(kid, Arc::new(key));
-                    n += 1;
-                }
-                Err(err) => tracing::warn!(%kid, error = %err, "skipping unusable Apple key"),
-            }
+            .map_err(|e| AppleError::unreachable(call(), e))?;
+        let set = parse(&body)?;
+        if set.is_empty() {
+            return Err(AppleError::NoKeys { call: call() });
         }
-        Ok(n)
+        let n = set.len();
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        tracing::info!(keys = n, max_age, "fetched Apple's signing keys");
+        Ok((n, max_age))
     }
 
     /// How many keys are held (for diagnostics).
-    pub fn len(&self) -> u64 {
-        self.keys.run_pending_tasks();
-        self.keys.entry_count()
+    pub fn len(&self) -> usize {
+        self.held().len()
     }
 
     /// Whether no key is held.
@@ -176,3 +213,46 @@ impl Jwks {
         self.len() == 0
     }
 }
+
+/// The RS256 signing keys of a JWKS document.
+fn parse(json: &[u8]) -> Result<KeySet, AppleError> {
+    let doc: Document = serde_json::from_slice(json).map_err(|source| AppleError::BadResponse {
+        what: "keys document",
+        source,
+    })?;
+    let mut set = KeySet::new();
+    for jwk in doc.keys.into_iter().take(MAX_KEYS) {
+        let usable = jwk.kty == "RSA"
+            && jwk.alg.as_deref().is_none_or(|a| a == "RS256")
+            && jwk.use_.as_deref().is_none_or(|u| u == "sig");
+        let (Some(kid), Some(n), Some(e), true) = (jwk.kid, jwk.n, jwk.e, usable) else {
+            continue;
+        };
+        match DecodingKey::from_rsa_components(&n, &e) {
+            Ok(key) => {
+                set.insert(kid, Arc::new(key));
+            }
+            Err(err) => tracing::warn!(%kid, error = %err, "skipping unusable Apple key"),
+        }
+    }
+    Ok(set)
+}
+
+/// How long to keep a key set, from its `Cache-Control` (RFC 9111 §5.2.2.1
+/// `max-age`), within [`MIN_MAX_AGE`, `MAX_MAX_AGE`]; [`DEFAULT_MAX_AGE`]
+/// when absent or unreadable.
+fn max_age(cache_control: Option<&str>) -> u64 {
+    cache_control
+        .into_iter()
+        .flat_map(|v| v.split(','))
+        .find_map(|d| {
+            let (name, value) = d.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("max-age")
+                .then(|| value.trim().trim_matches('"').parse::<u64>().ok())?
+        })
+        .map_or(DEFAULT_MAX_AGE, |s| s.clamp(MIN_MAX_AGE, MAX_MAX_AGE))
+}
+
+#[cfg(test)]
+mod tests;

@@ -56,6 +56,8 @@ pub enum AppleError {
         what: &'static str,
         source: serde_json::Error,
     },
+    /// Apple's keys document (from `call`) holds no usable RS256 key.
+    NoKeys { call: String },
     /// The id_token failed a check; the text says which (never the token).
     InvalidToken(String),
     /// The token names a key Apple does not publish (after one refetch).
@@ -84,6 +86,7 @@ impl fmt::Display for AppleError {
             AppleError::Unreachable { call, .. } => write!(f, "Apple could not be reached: {call}"),
             AppleError::Status { call, status } => write!(f, "Apple answered {call} with status {status}"),
             AppleError::BadResponse { what, .. } => write!(f, "Apple's {what} could not be read"),
+            AppleError::NoKeys { call } => write!(f, "Apple answered {call} with no usable RS256 key"),
             AppleError::InvalidToken(e) => write!(f, "id_token refused: {e}"),
             AppleError::UnknownKey(kid) => write!(f, "id_token refused: no Apple key with kid {kid:?}"),
             AppleError::Signing(e) => write!(f, "cannot mint the client secret: {e}"),

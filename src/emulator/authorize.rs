@@ -122,7 +122,8 @@ pub fn page(s: &Shared, req: &Request) -> Reply {
 <label>Last name <input type=\"text\" name=\"last_name\" value=\"Appleseed\"></label>\
 <label><input type=\"checkbox\" name=\"hide_my_email\" value=\"1\"> Hide My Email (use a private relay address)</label>\
 <button class=\"primary\" name=\"action\" value=\"continue\">Continue</button>\
-<button name=\"action\" value=\"cancel\" formnovalidate>Cancel</button></form></body></html>",
+<button name=\"action\" value=\"cancel\" formnovalidate>Cancel</button></form>\
+<p class=\"note\"><a href=\"/admin\">Emulator admin</a>: revoke a signed-in user's consent.</p></body></html>",
         client = escape(&r.client_id),
     );
     Reply::html(200, html)

@@ -12,7 +12,8 @@
 //!   signature under the registered public key, `kid`, `iss`, `sub`, `aud`,
 //!   lifetime ≤ 15777000 s); codes are bound to `client_id` and
 //!   `redirect_uri`, single use, and live 5 minutes; errors are Apple's JSON.
-//! - `GET /auth/keys`: the RS256 keys, rotated with [`Emulator::rotate_keys`].
+//! - `GET /auth/keys`: the RS256 keys, rotated with [`Emulator::rotate_keys`],
+//!   with a `Cache-Control: max-age` ([`Emulator::set_keys_max_age`]).
 //! - `POST /auth/revoke`.
 //! - Server-to-server notifications, signed like its id_tokens and sent
 //!   to the gateway ([`Emulator::notification`]).
@@ -21,7 +22,9 @@
 //! a user's first consent to a client. [`Emulator::tamper_next_token`] makes
 //! the next exchange return a bad id_token, to test the gateway's checks.
 
+mod admin;
 mod authorize;
+mod grants;
 pub mod keys;
 mod notify;
 mod token;
@@ -36,6 +39,10 @@ use p256::ecdsa::VerifyingKey;
 use crate::clock::SharedClock;
 use crate::httpd::{self, Reply, Request};
 use keys::Keys;
+
+/// The `max-age` of `/auth/keys` answers unless set: clients may cache
+/// the keys, unlike every other answer here.
+pub const KEYS_MAX_AGE: u64 = 3_600;
 
 /// A registered Services ID (an OAuth client) and its key.
 #[derive(Debug, Clone)]
@@ -76,6 +83,9 @@ pub struct Options {
     /// mode and tests need it.
     pub allow_insecure_redirects: bool,
     pub clock: SharedClock,
+    /// The gateway's notification endpoint, where the admin page sends
+    /// `consent-revoked` (`dev`); `None`: the page only ends the grants.
+    pub notify_url: Option<String>,
 }
 
 /// A bad id_token for the next code exchange.
@@ -136,7 +146,7 @@ struct User {
 struct State {
     keys: Keys,
     codes: HashMap<String, Grant>,
-    refresh_tokens: HashMap<String, Grant>,
+    grants: grants::Grants,
     /// (client_id, sub) pairs that have consented: `user` is sent once.
     consented: HashSet<(String, String)>,
     client_secrets: HashSet<String>,
@@ -148,6 +158,8 @@ struct State {
 struct Shared {
     base_url: String,
     opts: Options,
+    /// The `max-age` of `/auth/keys` answers, in seconds.
+    keys_max_age: AtomicU64,
     counters: Counters,
     state: Mutex<State>,
 }
@@ -197,11 +209,12 @@ impl Emulator {
         let shared = Arc::new(Shared {
             base_url: format!("http://{addr}"),
             opts,
+            keys_max_age: AtomicU64::new(KEYS_MAX_AGE),
             counters: Counters::default(),
             state: Mutex::new(State {
                 keys: Keys::new(),
                 codes: HashMap::new(),
-                refresh_tokens: HashMap::new(),
+                grants: grants::Grants::default(),
                 consented: HashSet::new(),
                 client_secrets: HashSet::new(),
                 issued: Vec::new(),
@@ -231,6 +244,7 @@ impl Emulator {
                 clients: vec![client],
                 allow_insecure_redirects: true,
                 clock,
+                notify_url: None,
             },
         )
     }
@@ -273,6 +287,11 @@ impl Emulator {
         self.shared.state().keys.rotate()
     }
 
+    /// The `max-age` that `/auth/keys` answers carry from now on.
+    pub fn set_keys_max_age(&self, secs: u64) {
+        self.shared.keys_max_age.store(secs, Ordering::SeqCst);
+    }
+
     /// The kid new tokens are signed with.
     pub fn current_kid(&self) -> String {
         self.shared.state().keys.current().kid.clone()
@@ -289,10 +308,24 @@ impl Emulator {
         authorize::sub_for(team.unwrap_or_default(), email)
     }
 
+    /// The user `sub` stops using Sign in with Apple with the app: every
+    /// grant of theirs ends (their refresh tokens get `invalid_grant`) and
+    /// their next sign-in is a first consent again. Sends nothing: see
+    /// [`Self::notification`]. How many grants ended.
+    pub fn revoke_consent(&self, sub: &str) -> usize {
+        revoke_consent(&self.shared, sub)
+    }
+
     /// Signs arbitrary claims with the current key (for tests of the verifier).
     pub fn sign(&self, claims: &serde_json::Value) -> String {
         self.shared.state().keys.current().sign(claims)
     }
+}
+
+fn revoke_consent(s: &Shared, sub: &str) -> usize {
+    let mut st = s.state();
+    st.consented.retain(|(_, user)| user != sub);
+    st.grants.revoke_user(sub)
 }
 
 /// Apple accepts only https Return URLs on a domain name.
@@ -330,9 +363,13 @@ fn route(s: &Shared, req: Request) -> Reply {
             s.counters.revoke.fetch_add(1, Ordering::Relaxed);
             token::revoke(s, &req)
         }
+        ("GET", "/admin") => admin::page(s),
+        ("POST", "/admin/revoke-consent") => admin::revoke_consent(s, &req),
         ("GET", "/auth/keys") => {
             s.counters.keys.fetch_add(1, Ordering::Relaxed);
-            Reply::json(200, &s.state().keys.document())
+            let max_age = s.keys_max_age.load(Ordering::SeqCst);
+            return Reply::json(200, &s.state().keys.document())
+                .header("Cache-Control", &format!("max-age={max_age}"));
         }
         _ => Reply::new(404, "text/plain", "not found"),
     };

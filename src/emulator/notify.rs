@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::Emulator;
+use super::{Emulator, Shared};
 
 /// How long a notification is valid (Apple's real one: a day).
 const LIFETIME: u64 = 86_400;
@@ -16,28 +16,7 @@ impl Emulator {
     /// (the first client's Services ID), a fresh `jti`. Resend the same
     /// body to act out Apple's retry.
     pub fn notification(&self, kind: &str, sub: &str) -> String {
-        let now = self.shared.opts.clock.now();
-        let aud = self
-            .shared
-            .opts
-            .clients
-            .first()
-            .map(|c| c.client_id.clone())
-            .unwrap_or_default();
-        let events = json!({
-            "type": kind,
-            "sub": sub,
-            "event_time": now * 1000,
-        });
-        let claims = json!({
-            "iss": self.shared.base_url,
-            "aud": aud,
-            "iat": now,
-            "exp": now + LIFETIME,
-            "jti": crate::session::random_token(16),
-            "events": events.to_string(),
-        });
-        json!({"payload": self.sign(&claims)}).to_string()
+        body(&self.shared, kind, sub)
     }
 
     /// Posts `body` (from [`Self::notification`]) to `url` as Apple does;
@@ -51,4 +30,29 @@ impl Emulator {
             .await?;
         Ok(resp.status().as_u16())
     }
+}
+
+/// The body of [`Emulator::notification`].
+pub(super) fn body(s: &Shared, kind: &str, sub: &str) -> String {
+    let now = s.opts.clock.now();
+    let aud = s
+        .opts
+        .clients
+        .first()
+        .map(|c| c.client_id.clone())
+        .unwrap_or_default();
+    let events = json!({
+        "type": kind,
+        "sub": sub,
+        "event_time": now * 1000,
+    });
+    let claims = json!({
+        "iss": s.base_url,
+        "aud": aud,
+        "iat": now,
+        "exp": now + LIFETIME,
+        "jti": crate::session::random_token(16),
+        "events": events.to_string(),
+    });
+    json!({"payload": s.state().keys.current().sign(&claims)}).to_string()
 }

@@ -272,7 +272,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             state
                 .issued
                 .extend([access.clone(), refresh.clone(), id_token.clone()]);
-            state.refresh_tokens.insert(refresh.clone(), grant);
+            state.grants.issue(refresh.clone(), access.clone(), grant);
             apple_json(
                 200,
                 &json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
@@ -281,7 +281,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
         }
         Some("refresh_token") => {
             let token = get("refresh_token").unwrap_or_default();
-            let Some(grant) = state.refresh_tokens.get(token).cloned() else {
+            let Some(grant) = state.grants.by_refresh(token).cloned() else {
                 return oauth_error(
                     "invalid_grant",
                     Some("The refresh token is invalid or has been revoked."),
@@ -298,6 +298,7 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
             g.nonce = None;
             let id_token = id_token(s, &state, &g, Beside::AccessToken(&access));
             state.issued.extend([access.clone(), id_token.clone()]);
+            state.grants.add_access(token, access.clone());
             apple_json(
                 200,
                 &json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600, "id_token": id_token}),
@@ -307,17 +308,19 @@ pub fn token(s: &Shared, req: &Request) -> Reply {
     }
 }
 
-/// `POST /auth/revoke`: forgets a refresh token.
+/// `POST /auth/revoke`: ends the grant of a refresh or access token
+/// (`token`); Apple answers 200 whether or not the token was live.
 pub fn revoke(s: &Shared, req: &Request) -> Reply {
     let form = match form(req) {
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(r) = authenticate(s, req, &form) {
-        return r;
-    }
+    let client = match authenticate(s, req, &form) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     if let Some((_, t)) = form.iter().find(|(k, _)| k == "token") {
-        s.state().refresh_tokens.remove(t);
+        s.state().grants.revoke(&client.client_id, t);
     }
     Reply::new(200, "text/plain", "")
 }

@@ -81,6 +81,7 @@ impl Failure {
                 e @ (AppleError::Unreachable { .. }
                 | AppleError::Status { .. }
                 | AppleError::BadResponse { .. }
+                | AppleError::NoKeys { .. }
                 | AppleError::Signing(_)),
             ) => {
                 tracing::error!(error = %Chain(e), "sign-in failed");

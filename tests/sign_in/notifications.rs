@@ -230,3 +230,46 @@ async fn the_path_is_configurable() {
     assert_eq!(status_at(stack.at("/hooks/apple"), body).await, 200);
     assert_eq!(status(&mut b, &stack).await, 401);
 }
+
+/// `applegate dev`'s emulator admin page (the kit's emulator knows the
+/// gateway's notification URL): its button for a signed-in user sends
+/// `consent-revoked`, the gateway ends that user's sessions and no one
+/// else's, and the emulator forgets the user's grants.
+#[tokio::test]
+async fn the_emulator_admin_button_revokes_consent() {
+    let (_clock, stack) = stack_on_manual_clock();
+    let mut jane = signed_in(&stack, "jane@example.com").await;
+    let mut john = signed_in(&stack, "john@example.com").await;
+    let base = stack.emulator.base_url();
+    let http = reqwest::Client::new();
+    let admin = || async {
+        let page = http.get(format!("{base}/admin")).send().await.unwrap();
+        page.text().await.unwrap()
+    };
+    let sub = stack.emulator.sub_of("jane@example.com");
+    let page = admin().await;
+    assert!(
+        page.contains("jane@example.com") && page.contains(&format!("value=\"{sub}\"")),
+        "{page}"
+    );
+    let revoke = |form: Vec<(&'static str, String)>| {
+        http.post(format!("{base}/admin/revoke-consent"))
+            .form(&form)
+            .send()
+    };
+    assert_eq!(revoke(vec![]).await.unwrap().status(), 400, "no user");
+    let answer = revoke(vec![("sub", sub.clone())]).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let page = answer.text().await.unwrap();
+    assert!(
+        page.contains("1 grant(s) ended") && page.contains("the gateway answered 200"),
+        "{page}"
+    );
+    assert_eq!(status(&mut jane, &stack).await, 401);
+    assert_eq!(status(&mut john, &stack).await, 200);
+    let page = admin().await;
+    assert!(
+        !page.contains("jane@example.com") && page.contains("john@example.com"),
+        "{page}"
+    );
+}
