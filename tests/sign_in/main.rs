@@ -5,6 +5,7 @@
 mod callback;
 #[path = "../common/mod.rs"]
 mod common;
+mod names;
 mod notifications;
 mod round_trip;
 mod session;
