@@ -7,6 +7,7 @@ mod callback;
 mod common;
 mod names;
 mod notifications;
+mod revoke;
 mod round_trip;
 mod session;
 
