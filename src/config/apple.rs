@@ -41,6 +41,9 @@ pub struct Apple {
     pub bundle_ids: Vec<String>,
     /// Where Apple POSTs server-to-server notifications (an absolute path).
     pub notifications_path: String,
+    /// Whether sign-out also revokes the session's token at Apple (best
+    /// effort); `POST /oauth2/revoke` always does.
+    pub revoke_on_sign_out: bool,
 }
 
 impl fmt::Debug for Apple {
@@ -72,6 +75,7 @@ struct AppleSection {
     leeway: Option<DurationText>,
     bundle_ids: Option<Vec<String>>,
     notifications_path: Option<String>,
+    revoke_on_sign_out: Option<bool>,
 }
 
 /// Reads and checks `[apple]`; `None` if it cannot be used.
@@ -151,6 +155,7 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Apple> {
         leeway,
         bundle_ids,
         notifications_path: notifications_path?,
+        revoke_on_sign_out: a.revoke_on_sign_out.unwrap_or(false),
     })
 }
 
@@ -170,6 +175,7 @@ fn notifications_path(v: &mut Validator<'_>, p: String) -> Option<String> {
         "/oauth2/start",
         "/oauth2/callback",
         "/oauth2/sign_out",
+        "/oauth2/revoke",
         "/oauth2/userinfo",
         "/oauth2/auth",
     ]

@@ -32,6 +32,9 @@ pub enum Failure {
     /// A server-to-server notification that did not verify (forged, not
     /// for us, expired, or not a notification).
     BadNotification(AppleError),
+    /// A state-changing request from another site (see the endpoints'
+    /// origin check): refused, nothing changed.
+    CrossSite,
     /// The request was malformed; the text says how.
     BadRequest(&'static str),
     /// The body exceeded its cap.
@@ -58,7 +61,7 @@ impl Failure {
             Failure::Apple(AppleError::InvalidGrant { .. }) => 400,
             Failure::Apple(AppleError::InvalidToken(_) | AppleError::UnknownKey(_)) => 401,
             Failure::Apple(_) => 502,
-            Failure::Denied(_) => 403,
+            Failure::Denied(_) | Failure::CrossSite => 403,
             Failure::NoSession(_) | Failure::BadToken(_) => 401,
             Failure::TooLarge => 413,
             Failure::MethodNotAllowed(_) => 405,
@@ -155,6 +158,7 @@ impl Failure {
                 false,
             ),
             Failure::BadRequest(_) | Failure::BadNotification(_) => ("Bad request", "The request could not be understood.", false),
+            Failure::CrossSite => ("Refused", "Another site sent this request, so nothing was changed.", false),
             Failure::TooLarge => ("Request too large", "The request was larger than allowed.", false),
             Failure::MethodNotAllowed(_) => ("Method not allowed", "This address does not take that method.", false),
             Failure::NotFound => ("Not found", "There is nothing here.", false),
@@ -176,6 +180,7 @@ impl Failure {
     pub fn json(&self) -> Response {
         let (error, message) = match self {
             Failure::Denied(_) => ("forbidden", "access denied by policy"),
+            Failure::CrossSite => ("forbidden", "cross-site request refused"),
             Failure::NotFound => ("not_found", "no such route"),
             Failure::TooLarge => ("too_large", "request body too large"),
             Failure::MethodNotAllowed(_) => ("method_not_allowed", "method not allowed"),
@@ -219,6 +224,7 @@ impl fmt::Display for Failure {
             Failure::NoSession(_) => f.write_str("no identity"),
             Failure::BadToken(_) => f.write_str("bearer token refused"),
             Failure::BadRequest(why) => write!(f, "bad request: {why}"),
+            Failure::CrossSite => f.write_str("cross-site request refused"),
             Failure::BadNotification(_) => f.write_str("notification refused"),
             Failure::TooLarge => f.write_str("body too large"),
             Failure::MethodNotAllowed(allow) => write!(f, "method not allowed (allow: {allow})"),

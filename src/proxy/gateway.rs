@@ -25,9 +25,14 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Proof};
 use crate::policy::Policy;
 use crate::session::{
-    self, find_only_cookie, DisabledEmails, LoginCookie, OwnCookies, RefreshTokens, Revocations,
-    Sealer, SessionCookie, SessionError,
+    self, find_only_cookie, DisabledEmails, LoginCookie, Names, OwnCookies, RefreshTokens,
+    Revocations, Sealer, SessionCookie, SessionError,
 };
+use crate::state::{StoreError, SubRevocation};
+
+/// How long an id_token lives (Apple's, 24 h): a bearer token issued just
+/// before a user's revocation stays void this long at least.
+const ID_TOKEN_LIFETIME: u64 = 86_400;
 
 /// Everything the proxy needs, built once from the config and shared
 /// read-only by all requests.
@@ -41,6 +46,10 @@ pub struct Gateway {
     pub disabled_emails: Arc<DisabledEmails>,
     /// Each session's Apple refresh token (re-validation, revoke at Apple).
     pub refresh_tokens: RefreshTokens,
+    /// The display name Apple sent once, per user.
+    pub names: Names,
+    /// Whether sign-out also revokes the session's token at Apple.
+    pub revoke_on_sign_out: bool,
     pub policy: Policy,
     pub routes: Routes,
     pub clock: SharedClock,
@@ -85,6 +94,11 @@ impl Gateway {
                 revocations.store(),
                 Sealer::new(config.session.keys.clone()),
             ),
+            names: Names::new(
+                revocations.store(),
+                Sealer::new(config.session.keys.clone()),
+            ),
+            revoke_on_sign_out: config.apple.revoke_on_sign_out,
             revocations,
             disabled_emails,
             policy: Policy::new(&config.policy),
@@ -230,6 +244,22 @@ impl Gateway {
         Some(failure.answer(browser, "/"))
     }
 
+    /// Ends a user's authorization here: every session and bearer token of
+    /// `sub` issued until now is void (kept so until the longest of them
+    /// would have expired anyway), and the name Apple sent is forgotten.
+    /// Returns once the store has both. What Apple's `consent-revoked` and
+    /// `account-delete`, and a revoke at Apple, do.
+    pub async fn end_user(&self, sub: &str) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let longest = self.session_cookie.lifetime().max(ID_TOKEN_LIFETIME);
+        let r = SubRevocation {
+            at: now,
+            until: now + longest + self.apple.leeway(),
+        };
+        self.revocations.revoke_sub(sub, r).await?;
+        self.names.forget(sub).await
+    }
+
     /// The sign-in start URL returning to `return_to`.
     pub fn start_url(&self, return_to: &str) -> String {
         let rd: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
@@ -269,8 +299,14 @@ fn bearer_token(req: &RequestHeader) -> Result<Option<&str>, Failure> {
 /// Whether a request is a top-level browser navigation (worth a redirect to
 /// Apple's page) rather than an API or XHR call (which gets 401).
 pub fn is_browser_navigation(req: &RequestHeader) -> bool {
-    let h = &req.headers;
     let method_ok = req.method == http::Method::GET || req.method == http::Method::HEAD;
+    method_ok && wants_page(req)
+}
+
+/// Whether a browser asks for a page (a navigation or a form post), not
+/// an API or XHR call (which gets JSON).
+pub fn wants_page(req: &RequestHeader) -> bool {
+    let h = &req.headers;
     let xhr = h.contains_key("x-requested-with");
     let navigate = h
         .get("sec-fetch-mode")
@@ -280,5 +316,5 @@ pub fn is_browser_navigation(req: &RequestHeader) -> bool {
             .windows(9)
             .any(|w| w.eq_ignore_ascii_case(b"text/html"))
     });
-    method_ok && !xhr && navigate && html
+    !xhr && navigate && html
 }

@@ -1,7 +1,8 @@
 //! Sessions: the sealed session cookie, the sign-in round trip's
 //! login-state cookie, the revocation set, the users whose relay
-//! email is switched off ([`DisabledEmails`]), and the refresh token each
-//! session was signed in with ([`RefreshTokens`], kept server-side).
+//! email is switched off ([`DisabledEmails`]), the refresh token each
+//! session was signed in with ([`RefreshTokens`], kept server-side), and
+//! the display name Apple sends only once ([`Names`], kept per user).
 //!
 //! This module knows nothing of Apple: a session is who signed in and until
 //! when, sealed with AES-256-GCM (the `cookie` crate's private jar, with the
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod cookie;
 pub mod disabled_emails;
 pub mod login_state;
+pub mod names;
 pub mod refresh;
 pub mod revocation;
 
@@ -26,6 +28,7 @@ pub use self::cookie::{Sealer, SessionCookie};
 pub use cache::Cache;
 pub use disabled_emails::DisabledEmails;
 pub use login_state::{LoginCookie, LoginState};
+pub use names::Names;
 pub use refresh::RefreshTokens;
 pub use revocation::Revocations;
 

@@ -30,6 +30,7 @@ private_key_file = "missing/AuthKey.p8"
 scopes = ["name", "phone"]
 timeout = "ten seconds"
 notifications_path = "/oauth2/../callback"
+revoke_on_sign_out = "yes"
 
 [session]
 secret_file = "weak.key"
@@ -61,6 +62,7 @@ x = 1
         "apple.scopes: expected a list of \"name\" and \"email\", found \"phone\"",
         "apple.timeout: expected a duration such as \"30s\"",
         "apple.notifications_path: expected an absolute path",
+        "apple.revoke_on_sign_out: invalid type: string \"yes\", expected a boolean",
         "session.secret_file: secret #1 looks weaker than 32 random bytes",
         "session.lifetime: expected a duration",
         "policy.allowed_emails: expected e-mail addresses, found \"not-an-email\"",

@@ -5,7 +5,9 @@
 mod callback;
 #[path = "../common/mod.rs"]
 mod common;
+mod names;
 mod notifications;
+mod revoke;
 mod round_trip;
 mod session;
 

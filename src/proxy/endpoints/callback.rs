@@ -3,14 +3,15 @@
 //! Apple posts `code`, `state`, maybe `user` (first consent only) or
 //! `error`. The state must match the login-state cookie set at start; the
 //! code is exchanged with Apple and the id_token from that exchange (over
-//! TLS, straight from Apple) is the one verified.
+//! TLS, straight from Apple) is the one verified. The name in `user` is
+//! remembered for the user's later sign-ins ([`crate::session::Names`]).
 
 use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
 use super::body::read_body;
 use super::paths::START;
-use crate::proxy::error::Failure;
+use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::rate_limit::RETRY_AFTER;
 use crate::proxy::respond::{escape, Response};
@@ -160,8 +161,12 @@ async fn finish_sign_in(
     }
     let (tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let mut identity = claims.identity(gw.session_cookie.new_proof(now));
-    identity.name = form.user.as_deref().and_then(display_name);
     gw.policy.check(&identity)?;
+    // After the policy: no name is kept for a user the gateway refuses.
+    // Before the refresh token: if keeping that fails, the retry finds
+    // the name Apple will not send again.
+    let sent = form.user.as_deref().and_then(display_name);
+    identity.name = session_name(gw, &identity.sub, sent).await;
     // Kept before the session is given: a session whose token was lost
     // could be neither re-validated nor revoked at Apple.
     if let (Some(token), Some(id)) = (tokens.refresh_token, identity.session_id()) {
@@ -181,6 +186,28 @@ async fn finish_sign_in(
         .session_cookie
         .set_cookie(&identity, now)
         .expect("a session proof, made just above, always seals"))
+}
+
+/// The session's display name: the one this form sent (remembered for
+/// the user's later sign-ins, which come without it, replacing an older
+/// one), else the one remembered. A store failure does not fail the
+/// sign-in (fail open, on purpose): the name is display only, never
+/// identity or access, and refusing the sign-in would not save it either
+/// (Apple will not send it again). So the session goes on with the name at
+/// hand, and the log says what was lost (by `sub`, never the name).
+async fn session_name(gw: &Gateway, sub: &str, sent: Option<String>) -> Option<String> {
+    match sent {
+        Some(name) => {
+            if let Err(e) = gw.names.remember(sub, &name).await {
+                tracing::warn!(sub = %sub, error = %Chain(&e), "cannot remember the name Apple sent: this session has it, later ones will not");
+            }
+            Some(name)
+        }
+        None => gw.names.get(sub).await.unwrap_or_else(|e| {
+            tracing::warn!(sub = %sub, error = %Chain(&e), "cannot read the remembered name: this session has none");
+            None
+        }),
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! - `GET /oauth2/start?rd=<path>`: begin a sign-in; 302 to Apple.
 //! - `POST /oauth2/callback`: Apple's `form_post`; finish the sign-in.
 //! - `GET|POST /oauth2/sign_out?rd=<path>`: end the session.
+//! - `POST /oauth2/revoke?rd=<path>`: revoke the user's authorization at
+//!   Apple, sign them out everywhere, forget their name (account deletion).
 //! - `GET /oauth2/userinfo`: the signed-in identity as JSON (or 401).
 //! - `GET /oauth2/auth`: forward auth for nginx `auth_request`, Traefik
 //!   `forwardAuth`, Caddy `forward_auth`: 202 with the identity headers,
@@ -17,7 +19,9 @@ mod body;
 mod callback;
 mod forward_auth;
 mod notifications;
+mod origin;
 pub mod paths;
+mod revoke;
 mod sign_out;
 mod start;
 mod userinfo;
@@ -54,6 +58,8 @@ pub async fn serve(
         Endpoint::Callback => refuse(Failure::MethodNotAllowed("POST"), true),
         Endpoint::SignOut if is_get || is_post => sign_out::sign_out(gw, down).await,
         Endpoint::SignOut => refuse(Failure::MethodNotAllowed("GET, HEAD, POST"), true),
+        Endpoint::Revoke if is_post => revoke::revoke(gw, down).await,
+        Endpoint::Revoke => refuse(Failure::MethodNotAllowed("POST"), false),
         Endpoint::UserInfo if is_get => userinfo::userinfo(gw, down).await,
         Endpoint::UserInfo => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),
         Endpoint::Notifications if is_post => notifications::notifications(gw, down).await,

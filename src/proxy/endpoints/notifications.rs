@@ -6,7 +6,8 @@
 //! forwarding to their private relay address off or on. The payload is
 //! verified like an id_token ([`crate::apple::notification`]); anything
 //! else is a 400 that changes nothing. `consent-revoked` and
-//! `account-delete` revoke the user everywhere; `email-disabled` and
+//! `account-delete` revoke the user everywhere and forget the name Apple
+//! sent; `email-disabled` and
 //! `email-enabled` are recorded for `X-Auth-Request-Email-Disabled`. A
 //! verified notification is acted on, then
 //! its `jti` recorded, and only then answered 200: Apple retries what was
@@ -21,11 +22,7 @@ use crate::apple::{AppleError, EventKind, Notification};
 use crate::proxy::error::Failure;
 use crate::proxy::gateway::Gateway;
 use crate::proxy::respond::Response;
-use crate::state::{blocking, EmailStatus, SubRevocation};
-
-/// How long an id_token lives (Apple's, 24 h): a bearer token issued just
-/// before a revocation stays void this long at least.
-const ID_TOKEN_LIFETIME: u64 = 86_400;
+use crate::state::{blocking, EmailStatus};
 
 /// How long a notification id without `exp` is remembered: longer than
 /// Apple keeps retrying one.
@@ -82,8 +79,8 @@ async fn receive(gw: &Gateway, down: &mut Downstream) -> Result<(), Failure> {
 
 /// Does what the event asks. A revocation is as of the moment the
 /// notification arrived (not Apple's earlier `event_time`): every session
-/// and bearer token issued before it is void, and kept so until the
-/// longest of them would have expired anyway.
+/// and bearer token issued before it is void, and the name Apple sent is
+/// forgotten ([`Gateway::end_user`]).
 async fn act(gw: &Gateway, n: &Notification) -> Result<(), Failure> {
     let event = &n.event;
     let kind = match &event.kind {
@@ -96,16 +93,7 @@ async fn act(gw: &Gateway, n: &Notification) -> Result<(), Failure> {
     tracing::info!(jti = %n.jti, sub = %event.sub, event = kind, "Apple notification");
     match event.kind {
         EventKind::ConsentRevoked | EventKind::AccountDelete => {
-            let now = gw.clock.now();
-            let longest = gw.session_cookie.lifetime().max(ID_TOKEN_LIFETIME);
-            let r = SubRevocation {
-                at: now,
-                until: now + longest + gw.apple.leeway(),
-            };
-            gw.revocations
-                .revoke_sub(&event.sub, r)
-                .await
-                .map_err(Failure::State)
+            gw.end_user(&event.sub).await.map_err(Failure::State)
         }
         EventKind::EmailDisabled | EventKind::EmailEnabled => {
             let status = EmailStatus {

@@ -1,5 +1,9 @@
 //! The endpoints' paths, and the paths a sign-in may return to.
 
+use pingora::proxy::Session as Downstream;
+
+use crate::proxy::gateway::Gateway;
+
 /// Where a failed sign-in starts again.
 pub(super) const START: &str = "/oauth2/start";
 
@@ -9,6 +13,8 @@ pub enum Endpoint {
     Start,
     Callback,
     SignOut,
+    /// End the user's authorization at Apple, and here.
+    Revoke,
     UserInfo,
     Auth,
     /// Apple's server-to-server notifications (`apple.notifications_path`).
@@ -26,6 +32,7 @@ impl Endpoint {
             "/oauth2/start" => Endpoint::Start,
             "/oauth2/callback" => Endpoint::Callback,
             "/oauth2/sign_out" => Endpoint::SignOut,
+            "/oauth2/revoke" => Endpoint::Revoke,
             "/oauth2/userinfo" => Endpoint::UserInfo,
             "/oauth2/auth" => Endpoint::Auth,
             p if p == "/oauth2" || p.starts_with("/oauth2/") => Endpoint::Unknown,
@@ -39,6 +46,13 @@ pub(super) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// The request's `rd` query parameter, if it is a path on our own origin
+/// (see [`safe_return_path`]): where sign-out and revoke send a browser.
+pub(super) fn return_path(gw: &Gateway, down: &Downstream) -> Option<String> {
+    query_param(down.req_header().uri.query(), "rd")
+        .and_then(|rd| safe_return_path(&gw.public.origin, &rd))
 }
 
 /// `rd` as a path on our own origin, or `None` if it could lead anywhere

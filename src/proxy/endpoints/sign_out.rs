@@ -1,26 +1,15 @@
-//! `GET|POST /oauth2/sign_out?rd=<path>`: end the session.
+//! `GET|POST /oauth2/sign_out?rd=<path>`: end the session (and, with
+//! `apple.revoke_on_sign_out`, revoke its token at Apple, best effort).
 
 use pingora::proxy::Session as Downstream;
 
-use super::paths::{query_param, safe_return_path};
-use crate::proxy::error::Failure;
+use super::origin::is_cross_site;
+use super::paths::return_path;
+use super::revoke::{revoke_at_apple, AtApple};
+use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::respond::{escape, Response};
 use crate::session::find_cookie;
-
-/// Whether a request comes from another site: `Sec-Fetch-Site:
-/// cross-site` (every current browser sends it), or an `Origin` that is
-/// not ours (older browsers).
-fn is_cross_site(gw: &Gateway, down: &Downstream) -> bool {
-    let h = &down.req_header().headers;
-    let fetch_cross = h
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
-    let foreign_origin = h
-        .get(http::header::ORIGIN)
-        .is_some_and(|o| o.as_bytes() != gw.public.origin.as_bytes());
-    fetch_cross || foreign_origin
-}
 
 /// Signs out, except when another site asked: a link or form elsewhere
 /// must not be able to end the user's session (logout CSRF), so it gets a
@@ -29,9 +18,7 @@ fn is_cross_site(gw: &Gateway, down: &Downstream) -> bool {
 /// succeed survives a restart or a crash.
 pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     if is_cross_site(gw, down) {
-        let rd = query_param(down.req_header().uri.query(), "rd")
-            .and_then(|rd| safe_return_path(&gw.public.origin, &rd));
-        let action = match rd {
+        let action = match return_path(gw, down) {
             Some(rd) => format!(
                 "/oauth2/sign_out?rd={}",
                 form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
@@ -56,12 +43,13 @@ pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
                     // is told to try again, which writes it.
                     return Failure::State(e).answer(true, "/");
                 }
+                if gw.revoke_on_sign_out {
+                    revoke_too(gw, &id.sub, sid).await;
+                }
             }
         }
     }
-    let rd = query_param(down.req_header().uri.query(), "rd")
-        .and_then(|rd| safe_return_path(&gw.public.origin, &rd));
-    let resp = match rd {
+    let resp = match return_path(gw, down) {
         Some(path) => Response::redirect(302, format!("{}{path}", gw.public.origin)),
         None => Response::page(
             200,
@@ -73,4 +61,25 @@ pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
         ),
     };
     resp.cookie(gw.session_cookie.clear_cookie())
+}
+
+/// `apple.revoke_on_sign_out`: the session's token revoked at Apple too,
+/// and so the name Apple sent forgotten (Apple asks for consent, and sends
+/// it, again). Best effort: the user asked to sign out, which is done and
+/// must not hang on Apple; a failure is logged and the token stays until
+/// the session would have expired.
+async fn revoke_too(gw: &Gateway, sub: &str, sid: &str) {
+    match revoke_at_apple(gw, sub, sid).await {
+        AtApple::Revoked => {
+            if let Err(e) = gw.names.forget(sub).await {
+                tracing::warn!(sub = %sub, error = %Chain(&e), "sign-out: cannot forget the name");
+            }
+        }
+        AtApple::NoToken => {
+            tracing::info!(sub = %sub, "sign-out: no Apple token kept for this session, nothing to revoke")
+        }
+        AtApple::Failed(f) => {
+            tracing::warn!(sub = %sub, error = %Chain(&f), "sign-out: cannot revoke at Apple; signed out here only")
+        }
+    }
 }
