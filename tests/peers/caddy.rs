@@ -57,9 +57,8 @@ fn start(stack: &Stack, port: u16) -> Caddy {
 /// never reach the app.
 #[tokio::test]
 async fn caddy_forward_auth_with_the_shipped_caddyfile() {
-    let port = crate::common::free_port();
+    let (port, stack) = crate::gateway_behind();
     let front = format!("http://localhost:{port}");
-    let stack = crate::gateway_behind(&front);
     let _caddy = start(&stack, port);
     crate::forward_auth_through(&front).await;
 }

@@ -17,17 +17,26 @@ use std::net::SocketAddr;
 
 use common::{Browser, Nav, Options, Stack};
 
-/// The gateway for an ingress in front at `front` (`http://localhost:<port>`):
-/// the callback comes back through the ingress, the ingress is a trusted
-/// proxy (so its `X-Original-URI` / `X-Forwarded-Uri` picks the route), and
-/// `/public/` needs no session. The demo app stands for the app behind.
-fn gateway_behind(front: &str) -> Stack {
-    Stack::with(Options {
-        public_url: Some(front.to_string()),
-        server_toml: "trusted_proxies = [\"127.0.0.1\"]".into(),
-        routes: vec![("/public/", "public")],
-        ..Options::default()
-    })
+/// A free port for an ingress in front, and the gateway behind it: the
+/// callback comes back through the ingress (`http://localhost:<port>`),
+/// the ingress is a trusted proxy (so its `X-Original-URI` /
+/// `X-Forwarded-Uri` picks the route), and `/public/` needs no session.
+/// The demo app stands for the app behind.
+fn gateway_behind() -> (u16, Stack) {
+    loop {
+        let port = common::free_port();
+        let stack = Stack::with(Options {
+            public_url: Some(format!("http://localhost:{port}")),
+            server_toml: "trusted_proxies = [\"127.0.0.1\"]".into(),
+            routes: vec![("/public/", "public")],
+            ..Options::default()
+        });
+        // The ingress binds its port only later: the gateway may have
+        // been given the same free port meanwhile.
+        if stack.gateway.addr.port() != port {
+            return (port, stack);
+        }
+    }
 }
 
 /// The app's address (the demo upstream the kit started).

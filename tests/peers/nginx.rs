@@ -68,9 +68,8 @@ fn start(stack: &Stack, port: u16) -> Nginx {
 /// own identity headers never reach the app.
 #[tokio::test]
 async fn nginx_auth_request_with_the_shipped_config() {
-    let port = crate::common::free_port();
+    let (port, stack) = crate::gateway_behind();
     let front = format!("http://localhost:{port}");
-    let stack = crate::gateway_behind(&front);
     let _nginx = start(&stack, port);
     crate::forward_auth_through(&front).await;
     // The auth location is internal: nobody outside asks it directly.
