@@ -318,6 +318,15 @@ impl Stack {
     }
 }
 
+/// Test only: makes `config`'s login-state cookie `SameSite=Lax`, the
+/// mistake that loses Apple's cross-site `form_post` in a real browser (the
+/// negative control of `tests/peers/chromium.rs`). No config file can ask
+/// for it.
+#[doc(hidden)]
+pub fn break_login_cookie(config: &mut Config) {
+    config.session.login_cookie_lax = true;
+}
+
 /// Sets `section.key`, creating the section.
 pub fn set(table: &mut toml::Table, section: &str, key: &str, value: String) {
     let entry = table

@@ -47,6 +47,7 @@ fn session_config() -> config::Session {
         login_timeout: Duration::from_secs(600),
         same_site: config::SameSite::Lax,
         secure: true,
+        login_cookie_lax: false,
     }
 }
 

@@ -26,6 +26,12 @@ pub struct Session {
     pub same_site: SameSite,
     /// Whether cookies carry `Secure` (the public URL is https).
     pub secure: bool,
+    /// Test only, never read from the file: the login-state cookie says
+    /// `SameSite=Lax`, which loses Apple's cross-site `form_post`. Set by
+    /// [`crate::kit::break_login_cookie`] for the browser tests' negative
+    /// control; `false` from every config file.
+    #[doc(hidden)]
+    pub login_cookie_lax: bool,
 }
 
 /// `SameSite` of the session cookie.
@@ -119,6 +125,7 @@ pub(super) fn read(
         login_timeout,
         same_site: s.same_site.unwrap_or(SameSite::Lax),
         secure,
+        login_cookie_lax: false,
     })
 }
 

@@ -218,6 +218,7 @@ mod tests {
             login_timeout: Duration::from_secs(600),
             same_site: config::SameSite::Lax,
             secure: true,
+            login_cookie_lax: false,
         }
     }
 

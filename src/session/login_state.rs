@@ -60,6 +60,9 @@ pub struct LoginCookie {
     /// Cookie name up to the state tag.
     prefix: String,
     timeout: u64,
+    /// `None`, as the cross-site `form_post` needs; `Lax` only under the
+    /// test switch `config::Session::login_cookie_lax`.
+    same_site: SameSite,
     /// States already used. Why: a sealed cookie can be replayed until it
     /// expires; remembering used states for the login timeout makes each
     /// single use. Bounded by capacity and by the timeout.
@@ -85,6 +88,11 @@ impl LoginCookie {
             sealer: Sealer::new(cfg.keys.clone()),
             prefix,
             timeout: cfg.login_timeout.as_secs(),
+            same_site: if cfg.login_cookie_lax {
+                SameSite::Lax
+            } else {
+                SameSite::None
+            },
             used: moka::sync::Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(cfg.login_timeout)
@@ -203,7 +211,7 @@ impl LoginCookie {
             .path("/")
             .http_only(true)
             .secure(true)
-            .same_site(SameSite::None)
+            .same_site(self.same_site)
             .max_age(cookie::time::Duration::seconds(max_age))
             .build()
             .to_string()
@@ -232,6 +240,7 @@ mod tests {
             login_timeout: Duration::from_secs(600),
             same_site: config::SameSite::Lax,
             secure,
+            login_cookie_lax: false,
         }
     }
 

@@ -73,6 +73,9 @@ pub struct Options {
     pub sign_in_per_client: u32,
     /// `[rate_limit] apple_token_calls`, high by default for the same reason.
     pub apple_token_calls: u32,
+    /// The login-state cookie `SameSite=Lax` ([`kit::break_login_cookie`]):
+    /// the negative control of the real-browser tests.
+    pub break_login_cookie: bool,
 }
 
 impl Default for Options {
@@ -91,6 +94,7 @@ impl Default for Options {
             public_url: None,
             sign_in_per_client: 100_000,
             apple_token_calls: 100_000,
+            break_login_cookie: false,
         }
     }
 }
@@ -168,9 +172,12 @@ upstream = "http://{{upstream}}"
             },
             session: opts.session_secret.clone(),
         };
-        let config = kit
+        let mut config = kit
             .config(&toml, &secrets)
             .unwrap_or_else(|e| panic!("test config: {e}\n{}", kit.toml(&toml)));
+        if opts.break_login_cookie {
+            kit::break_login_cookie(&mut config);
+        }
         let gateway = server::spawn(&config, opts.clock).unwrap();
         let kit::Stack {
             public_url: url,
