@@ -40,18 +40,20 @@ impl Grants {
     }
 
     /// Ends the grant `token` (a refresh or an access token) belongs to,
-    /// if `client_id` is the client it was issued to; whether one ended.
-    pub fn revoke(&mut self, client_id: &str, token: &str) -> bool {
+    /// if `client_id` is the client it was issued to; the `sub` of the
+    /// grant that ended.
+    pub fn revoke(&mut self, client_id: &str, token: &str) -> Option<String> {
         let refresh = match self.access.get(token) {
             Some(r) => r.clone(),
             None => token.to_string(),
         };
         match self.refresh.get(&refresh) {
             Some(g) if g.client_id == client_id => {
+                let sub = g.user.sub.clone();
                 self.end(|r, _| r == refresh);
-                true
+                Some(sub)
             }
-            _ => false,
+            _ => None,
         }
     }
 

@@ -320,7 +320,13 @@ pub fn revoke(s: &Shared, req: &Request) -> Reply {
         Err(r) => return r,
     };
     if let Some((_, t)) = form.iter().find(|(k, _)| k == "token") {
-        s.state().grants.revoke(&client.client_id, t);
+        let mut st = s.state();
+        // Apple's revoke ends the user's authorization of the app, not
+        // only the token: their next sign-in is a first consent again, and
+        // Apple sends the `user` field (the name) once more.
+        if let Some(sub) = st.grants.revoke(&client.client_id, t) {
+            st.consented.remove(&(client.client_id.clone(), sub));
+        }
     }
     Reply::new(200, "text/plain", "")
 }
