@@ -97,7 +97,11 @@ async fn act(gw: &Gateway, n: &Notification) -> Result<(), Failure> {
     match event.kind {
         EventKind::ConsentRevoked | EventKind::AccountDelete => {
             let now = gw.clock.now();
-            let longest = gw.session_cookie.lifetime().max(ID_TOKEN_LIFETIME);
+            let longest = gw
+                .session_cookie
+                .lifetime()
+                .absolute()
+                .max(ID_TOKEN_LIFETIME);
             let r = SubRevocation {
                 at: now,
                 until: now + longest + gw.apple.leeway(),
