@@ -5,6 +5,7 @@
 mod callback;
 #[path = "../common/mod.rs"]
 mod common;
+mod lifetime;
 mod notifications;
 mod round_trip;
 mod session;
