@@ -31,7 +31,10 @@ async fn signed_in(stack: &Stack) -> Browser {
 async fn call(b: &mut Browser, stack: &Stack, url: &str) -> (u16, Option<String>) {
     let page = b.get(url, Nav::Api).await;
     let name = format!("{}=", stack.session_cookie());
-    let set = page.set_cookies().into_iter().find(|c| c.starts_with(&name));
+    let set = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with(&name));
     (page.status, set)
 }
 
@@ -96,7 +99,10 @@ async fn a_used_session_slides_up_to_its_lifetime() {
     clock.advance(2400); // 80 minutes: past the first idle end
     let (status, set) = call(&mut b, &stack, &api).await;
     assert_eq!(status, 200);
-    assert!(set.unwrap().contains("Max-Age=2400"), "the lifetime is nearer");
+    assert!(
+        set.unwrap().contains("Max-Age=2400"),
+        "the lifetime is nearer"
+    );
     clock.advance(2200); // the idle end is past the lifetime: no re-issue
     assert_eq!(call(&mut b, &stack, &api).await, (200, None));
     clock.advance(200); // 2 hours
@@ -146,12 +152,9 @@ async fn revalidation_asks_apple_once_per_interval_and_a_revoked_token_ends_the_
 /// Revokes every refresh token the emulator issued, with the gateway's
 /// own credentials, as a user's "Stop using Apple ID" does.
 async fn revoke_at_apple(stack: &Stack, clock: Arc<ManualClock>) {
-    let apple = applegate::apple::Client::new(
-        &stack.config.apple,
-        stack.at("/oauth2/callback"),
-        clock,
-    )
-    .unwrap();
+    let apple =
+        applegate::apple::Client::new(&stack.config.apple, stack.at("/oauth2/callback"), clock)
+            .unwrap();
     let tokens: Vec<String> = stack
         .emulator
         .secrets_seen()
