@@ -72,18 +72,24 @@
 //! 3. Otherwise [`proxy::gateway::Gateway::admit`] matches the route on the
 //!    canonical host and path, under every reading an upstream may give the
 //!    path; the strictest wins. Public routes go straight on. Others need an
-//!    identity: the session cookie is opened (AES-256-GCM, cached), checked
-//!    against the revocation set, then the policy.
+//!    identity: the session cookie is opened (AES-256-GCM, cached), its
+//!    lifetime and idle timeout checked ([`session::Lifetime`]), checked
+//!    against the revocation set, then the policy. A session due for it gets
+//!    its cookie re-issued (`response_filter`), or once per
+//!    `session.revalidate` is checked with Apple ([`proxy::revalidate`]).
 //! 4. Without one a browser navigation is redirected to sign in; an API
 //!    call gets 401 JSON ([`proxy::error`]).
 //! 5. `upstream_request_filter` builds the upstream's request
 //!    ([`proxy::upstream`]): the canonical target and host, the forwarding
 //!    headers, the gateway's cookies removed, the identity headers set;
 //!    pingora forwards to the route's prebuilt peer.
-//! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies.
+//! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
+//!    then adds the renewed session cookie, if any.
 //! 7. `logging` writes one access event (never a query, cookie or token).
 //!
-//! The authenticated path does no network I/O and no public-key crypto.
+//! The authenticated path does no network I/O and no public-key crypto,
+//! except the one request per session and re-validation interval that asks
+//! Apple.
 
 pub mod apple;
 pub mod canonical;

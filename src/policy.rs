@@ -156,6 +156,8 @@ mod tests {
                 id: "x".into(),
                 issued_at: 0,
                 expires_at: 1,
+                seen_at: 0,
+                checked_at: 0,
             },
         }
     }

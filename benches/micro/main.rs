@@ -51,6 +51,8 @@ fn session() -> Identity {
             id: "Yq3x9Q2mS0aL8wPz1cV7bA".into(),
             issued_at: 1_700_000_000,
             expires_at: 1_700_604_800,
+            seen_at: 1_700_000_000,
+            checked_at: 1_700_000_000,
         },
     }
 }

@@ -44,6 +44,8 @@ fn session_config() -> config::Session {
         cookie_name: "__Host-applegate".into(),
         cookie_domain: None,
         lifetime: Duration::from_secs(7 * 86_400),
+        idle_timeout: Duration::from_secs(86_400),
+        revalidate: None,
         login_timeout: Duration::from_secs(600),
         same_site: config::SameSite::Lax,
         secure: true,
@@ -70,8 +72,11 @@ pub(crate) fn bench_session(c: &mut Criterion) {
     // the revocation set.
     g.bench_function("applegate", |b| {
         b.iter(|| {
-            gw.authenticate(std::iter::once(black_box(header.as_bytes())))
-                .unwrap()
+            gw.authenticate(
+                std::iter::once(black_box(header.as_bytes())),
+                gw.clock.now(),
+            )
+            .unwrap()
         })
     });
     // The same without the cache: base64, AES-GCM and JSON every time.

@@ -41,7 +41,7 @@ pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use routes::{AuthMode, Route, Upstream};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
-pub use session::{SameSite, Session, ENV_SESSION_SECRET};
+pub use session::{Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{State, DEFAULT_STATE_FILE};
 pub use validate::Problem;
 

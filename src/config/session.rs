@@ -21,7 +21,12 @@ pub struct Session {
     pub keys: Secret<Vec<cookie::Key>>,
     pub cookie_name: String,
     pub cookie_domain: Option<String>,
+    /// The absolute cap: a session ends this long after sign-in, used or not.
     pub lifetime: Duration,
+    /// A session unused this long ends (at most `lifetime`).
+    pub idle_timeout: Duration,
+    /// Re-validation with Apple, when asked for.
+    pub revalidate: Option<Revalidate>,
     pub login_timeout: Duration,
     pub same_site: SameSite,
     /// Whether cookies carry `Secure` (the public URL is https).
@@ -33,6 +38,20 @@ pub struct Session {
     #[doc(hidden)]
     pub login_cookie_lax: bool,
 }
+
+/// `session.revalidate` and `session.revalidate_grace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revalidate {
+    /// How often each session's authorization is checked with Apple.
+    pub every: Duration,
+    /// How long past a due check a session may go on while Apple cannot be
+    /// reached; then it fails closed.
+    pub grace: Duration,
+}
+
+/// The shortest re-validation interval: Apple asks for at most one
+/// refresh-token check a day and throttles frequent ones.
+const MIN_REVALIDATE: Duration = Duration::from_secs(3600);
 
 /// `SameSite` of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -50,6 +69,9 @@ struct SessionSection {
     cookie_name: Option<String>,
     cookie_domain: Option<String>,
     lifetime: Option<DurationText>,
+    idle_timeout: Option<DurationText>,
+    revalidate: Option<DurationText>,
+    revalidate_grace: Option<DurationText>,
     login_timeout: Option<DurationText>,
     same_site: Option<SameSite>,
 }
@@ -110,6 +132,8 @@ pub(super) fn read(
     if lifetime < Duration::from_secs(60) {
         v.problem("session.lifetime", "expected at least \"1m\"");
     }
+    let idle_timeout = idle_timeout(v, s.idle_timeout, lifetime);
+    let revalidate = revalidate(v, s.revalidate, s.revalidate_grace);
     let login_timeout = DurationText::or(s.login_timeout, Duration::from_secs(600));
     if login_timeout < Duration::from_secs(60) || login_timeout > Duration::from_secs(600) {
         v.problem(
@@ -122,11 +146,70 @@ pub(super) fn read(
         cookie_name,
         cookie_domain,
         lifetime,
+        idle_timeout,
+        revalidate,
         login_timeout,
         same_site: s.same_site.unwrap_or(SameSite::Lax),
         secure,
         login_cookie_lax: false,
     })
+}
+
+/// `session.idle_timeout`: 24 hours by default (someone who uses the app
+/// every working day is never asked again within `lifetime`; a cookie left
+/// behind on a shared machine dies within a day), capped by `lifetime`
+/// when that is shorter. At least 5 minutes: the cookie is re-issued at
+/// most every tenth of it, so shorter would mean a Set-Cookie every few
+/// seconds.
+fn idle_timeout(v: &mut Validator<'_>, set: Option<DurationText>, lifetime: Duration) -> Duration {
+    let key = "session.idle_timeout";
+    let Some(DurationText(idle)) = set else {
+        return lifetime.min(Duration::from_secs(86_400));
+    };
+    if idle < Duration::from_secs(300) {
+        v.problem(key, "expected at least \"5m\"");
+    } else if idle > lifetime {
+        v.problem(
+            key,
+            "expected at most session.lifetime (the absolute cap); leave it out to follow lifetime",
+        );
+    }
+    idle
+}
+
+/// `session.revalidate` (off unless set; at least an hour) and
+/// `session.revalidate_grace` (1 hour by default: Apple outages are short,
+/// and each session is due at its own time, so an hour rides one out while
+/// a revoked user keeps access at most interval + grace; at most the
+/// interval, and at least a minute, the pause between retries).
+fn revalidate(
+    v: &mut Validator<'_>,
+    every: Option<DurationText>,
+    grace: Option<DurationText>,
+) -> Option<Revalidate> {
+    let Some(DurationText(every)) = every else {
+        if grace.is_some() {
+            v.problem(
+                "session.revalidate_grace",
+                "has no effect without session.revalidate; set both or neither",
+            );
+        }
+        return None;
+    };
+    if every < MIN_REVALIDATE {
+        v.problem(
+            "session.revalidate",
+            "expected at least \"1h\" (Apple throttles frequent refresh-token checks; it asks for one a day)",
+        );
+    }
+    let grace = DurationText::or(grace, Duration::from_secs(3600));
+    if grace < Duration::from_secs(60) || grace > every {
+        v.problem(
+            "session.revalidate_grace",
+            "expected between \"1m\" and session.revalidate",
+        );
+    }
+    Some(Revalidate { every, grace })
 }
 
 /// The cookie keys, one per configured secret.

@@ -305,4 +305,34 @@ mod tests {
             "{found:#?}"
         );
     }
+
+    /// The idle timeout stays within the lifetime; re-validation no more
+    /// often than hourly, its grace between a minute and the interval, and
+    /// never without it.
+    #[test]
+    fn session_timeouts_are_checked() {
+        let found = problems(
+            "[session]\nlifetime = \"1d\"\nidle_timeout = \"2d\"\nrevalidate = \"10m\"\nrevalidate_grace = \"1h\"\n",
+        );
+        for expected in [
+            "session.idle_timeout: expected at most session.lifetime",
+            "session.revalidate: expected at least \"1h\"",
+            "session.revalidate_grace: expected between \"1m\" and session.revalidate",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "missing {expected:?} in {found:#?}"
+            );
+        }
+        let found = problems("[session]\nidle_timeout = \"1m\"\nrevalidate_grace = \"1h\"\n");
+        for expected in [
+            "session.idle_timeout: expected at least \"5m\"",
+            "session.revalidate_grace: has no effect without session.revalidate",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "missing {expected:?} in {found:#?}"
+            );
+        }
+    }
 }

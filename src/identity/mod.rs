@@ -43,7 +43,14 @@ pub enum Proof {
         /// Random session id: what sign-out revokes.
         id: String,
         issued_at: u64,
+        /// The absolute end: `issued_at` plus the session lifetime.
         expires_at: u64,
+        /// When the cookie was last re-issued: the idle timeout counts
+        /// from here.
+        seen_at: u64,
+        /// When Apple last confirmed the user's authorization (sign-in,
+        /// then each successful re-validation).
+        checked_at: u64,
     },
     /// An Apple id_token sent as `Authorization: Bearer` (its `iat`, `exp`).
     Bearer { issued_at: u64, expires_at: u64 },

@@ -60,6 +60,9 @@ pub struct Ctx {
     /// Whether the caller's relay email is switched off (looked up per
     /// request: the caller's headers are cached, this can change).
     pub email_disabled: bool,
+    /// The renewed session cookie for the response, when the session was
+    /// due one (see [`super::gateway::Identified`]).
+    pub set_cookie: Option<String>,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
@@ -80,6 +83,7 @@ impl Ctx {
             route: None,
             caller: None,
             email_disabled: false,
+            set_cookie: None,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,

@@ -16,6 +16,7 @@ use super::error::Failure;
 use super::forwarded::TrustedProxies;
 use super::rate_limit::SignInLimits;
 use super::respond::Response;
+use super::revalidate::revalidate;
 use super::route::Routes;
 use super::target::Target;
 use crate::apple::{self, BearerCache};
@@ -25,8 +26,8 @@ use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Proof};
 use crate::policy::Policy;
 use crate::session::{
-    self, find_only_cookie, DisabledEmails, LoginCookie, Names, OwnCookies, RefreshTokens,
-    Revocations, Sealer, SessionCookie, SessionError,
+    self, find_only_cookie, Checks, DisabledEmails, Due, LoginCookie, Names, OwnCookies,
+    RefreshTokens, Revocations, Sealer, SessionCookie, SessionError,
 };
 use crate::state::{StoreError, SubRevocation};
 
@@ -50,6 +51,9 @@ pub struct Gateway {
     pub names: Names,
     /// Whether sign-out also revokes the session's token at Apple.
     pub revoke_on_sign_out: bool,
+    /// Re-validations with Apple in flight or just done (see
+    /// [`session::Checks`]).
+    pub(super) checks: Checks,
     pub policy: Policy,
     pub routes: Routes,
     pub clock: SharedClock,
@@ -101,6 +105,7 @@ impl Gateway {
             revoke_on_sign_out: config.apple.revoke_on_sign_out,
             revocations,
             disabled_emails,
+            checks: Checks::default(),
             policy: Policy::new(&config.policy),
             routes: Routes::new(&config.routes),
             clock,
@@ -119,45 +124,59 @@ impl Gateway {
     }
 
     /// The caller of this request, if it carries a valid, unrevoked
-    /// session. `cookie_headers` are the request's `Cookie` header values.
+    /// session, and what the session is due at `now` (a re-issued cookie,
+    /// a check with Apple). `cookie_headers` are the request's `Cookie`
+    /// header values. In memory only: what is due is done by
+    /// [`Self::identify`].
     pub fn authenticate<'a>(
         &self,
         cookie_headers: impl Iterator<Item = &'a [u8]>,
-    ) -> Result<Arc<Caller>, SessionError> {
+        now: u64,
+    ) -> Result<(Arc<Caller>, Due), SessionError> {
         let value = find_only_cookie(cookie_headers, self.session_cookie.name())?
             .ok_or(SessionError::Missing)?;
-        let now = self.clock.now();
         let caller = self.sessions.open(&self.session_cookie, value, now)?;
-        if now >= caller.identity.expires_at() {
-            return Err(SessionError::Expired);
-        }
+        let due = self
+            .session_cookie
+            .lifetime()
+            .check(&caller.identity, now)?;
         if self.revocations.is_revoked(&caller.identity) {
             return Err(SessionError::Revoked);
         }
-        Ok(caller)
+        Ok((caller, due))
     }
 
     /// Who makes this request: from `Authorization: Bearer <Apple
     /// id_token>` when `bearer_ok` and the header is present, else from the
-    /// session cookie. Fails with [`Failure::NoSession`],
-    /// [`Failure::BadToken`], or [`Failure::BadRequest`] for credentials
-    /// that could be read two ways.
+    /// session cookie (re-issued or re-validated when due). Fails with
+    /// [`Failure::NoSession`], [`Failure::BadToken`], or
+    /// [`Failure::BadRequest`] for credentials that could be read two ways.
     pub async fn identify(
         &self,
         down: &Downstream,
         bearer_ok: bool,
-    ) -> Result<Arc<Caller>, Failure> {
+    ) -> Result<Identified, Failure> {
         let bearer = match bearer_ok {
             true => bearer_token(down.req_header())?,
             false => None,
         };
         let Some(token) = bearer else {
-            return self
-                .authenticate(cookie_headers(down))
-                .map_err(|e| match e {
-                    SessionError::Duplicate => Failure::BadRequest("more than one session cookie"),
-                    e => Failure::NoSession(e),
-                });
+            let now = self.clock.now();
+            let no_session = |e| match e {
+                SessionError::Duplicate => Failure::BadRequest("more than one session cookie"),
+                e => Failure::NoSession(e),
+            };
+            let (caller, due) = self
+                .authenticate(cookie_headers(down), now)
+                .map_err(no_session)?;
+            let set_cookie = match due {
+                Due { check: true, .. } => revalidate(self, &caller, due.reissue, now)
+                    .await
+                    .map_err(no_session)?,
+                Due { reissue: true, .. } => self.session_cookie.renew(&caller.identity, now, None),
+                _ => None,
+            };
+            return Ok(Identified { caller, set_cookie });
         };
         let claims = self
             .bearer
@@ -173,7 +192,10 @@ impl Gateway {
         if self.revocations.is_revoked(&identity) {
             return Err(Failure::NoSession(SessionError::Revoked));
         }
-        Ok(Arc::new(Caller::new(identity)))
+        Ok(Identified {
+            caller: Arc::new(Caller::new(identity)),
+            set_cookie: None,
+        })
     }
 
     /// Who makes this request, if the policy lets them in: [`Self::identify`]
@@ -182,10 +204,10 @@ impl Gateway {
         &self,
         down: &Downstream,
         bearer_ok: bool,
-    ) -> Result<Arc<Caller>, Failure> {
-        let caller = self.identify(down, bearer_ok).await?;
-        self.policy.check(&caller.identity)?;
-        Ok(caller)
+    ) -> Result<Identified, Failure> {
+        let identified = self.identify(down, bearer_ok).await?;
+        self.policy.check(&identified.caller.identity)?;
+        Ok(identified)
     }
 
     /// Decides a non-endpoint request on its canonical `target`: `None`
@@ -213,10 +235,11 @@ impl Gateway {
         }
         let browser = auth == AuthMode::Required && is_browser_navigation(req);
         let failure = match self.identify_admitted(down, auth == AuthMode::Bearer).await {
-            Ok(caller) => {
+            Ok(Identified { caller, set_cookie }) => {
                 ctx.outcome = Outcome::Authenticated;
                 ctx.email_disabled = self.disabled_emails.is_disabled(&caller.identity.sub);
                 ctx.caller = Some(caller);
+                ctx.set_cookie = set_cookie;
                 return None;
             }
             Err(f) => f,
@@ -251,7 +274,11 @@ impl Gateway {
     /// `account-delete`, and a revoke at Apple, do.
     pub async fn end_user(&self, sub: &str) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let longest = self.session_cookie.lifetime().max(ID_TOKEN_LIFETIME);
+        let longest = self
+            .session_cookie
+            .lifetime()
+            .absolute()
+            .max(ID_TOKEN_LIFETIME);
         let r = SubRevocation {
             at: now,
             until: now + longest + self.apple.leeway(),
@@ -265,6 +292,13 @@ impl Gateway {
         let rd: String = form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
         format!("{}/oauth2/start?rd={rd}", self.public.origin)
     }
+}
+
+/// Who makes a request, and the session cookie to send back with the
+/// answer when the session was due a new one (sliding, re-validation).
+pub struct Identified {
+    pub caller: Arc<Caller>,
+    pub set_cookie: Option<String>,
 }
 
 /// The request's `Cookie` header values.

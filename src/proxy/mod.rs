@@ -14,6 +14,7 @@ pub mod forwarded;
 pub mod gateway;
 pub mod rate_limit;
 pub mod respond;
+pub mod revalidate;
 pub mod route;
 pub mod target;
 pub mod upstream;
@@ -126,7 +127,8 @@ impl ProxyHttp for Gateway {
 
     /// In this phase the gateway removes any `Set-Cookie` by which the
     /// upstream would set the gateway's own cookies (a compromised or
-    /// careless app could otherwise plant a session or a login state).
+    /// careless app could otherwise plant a session or a login state),
+    /// then adds the renewed session cookie when the session was due one.
     async fn response_filter(
         &self,
         _down: &mut Downstream,
@@ -163,6 +165,9 @@ impl ProxyHttp for Gateway {
                 route = ctx.route,
                 "removed a Set-Cookie for the gateway's own cookie from the upstream's response"
             );
+        }
+        if let Some(c) = ctx.set_cookie.take() {
+            resp.append_header(http::header::SET_COOKIE, c)?;
         }
         Ok(())
     }

@@ -87,6 +87,14 @@ a.button{{display:inline-block;background:#000;color:#fff;padding:.6em 1.2em;bor
     pub fn cookie(self, set_cookie: String) -> Self {
         self.header("Set-Cookie", set_cookie)
     }
+
+    /// Adds a `Set-Cookie` when there is one.
+    pub fn cookie_if(self, set_cookie: Option<String>) -> Self {
+        match set_cookie {
+            Some(c) => self.cookie(c),
+            None => self,
+        }
+    }
 }
 
 /// Writes `resp` to the client (no body for HEAD).

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use super::SessionError;
+use super::{Lifetime, SessionError};
 use crate::config;
 use crate::identity::{Identity, Proof};
 use crate::secret::Secret;
@@ -74,6 +74,16 @@ struct Sealed<'a> {
     issued_at: u64,
     #[serde(rename = "x")]
     expires_at: u64,
+    /// When the cookie was last re-issued. Cookies sealed before the idle
+    /// timeout existed lack it and read as 0: then `issued_at` stands in
+    /// (the last use we know of), so such a session older than the idle
+    /// timeout ends once, and a younger one slides from there.
+    #[serde(rename = "r", default)]
+    seen_at: u64,
+    /// When Apple last confirmed the user; missing (0) reads as
+    /// `issued_at`, when the sign-in itself was Apple's word.
+    #[serde(rename = "c", default)]
+    checked_at: u64,
 }
 
 impl<'a> Sealed<'a> {
@@ -83,6 +93,8 @@ impl<'a> Sealed<'a> {
             id: session,
             issued_at,
             expires_at,
+            seen_at,
+            checked_at,
         } = &id.proof
         else {
             return None;
@@ -96,6 +108,8 @@ impl<'a> Sealed<'a> {
             name: id.name.as_deref().map(Cow::Borrowed),
             issued_at: *issued_at,
             expires_at: *expires_at,
+            seen_at: *seen_at,
+            checked_at: *checked_at,
         })
     }
 
@@ -111,8 +125,18 @@ impl<'a> Sealed<'a> {
                 id: self.id.into_owned(),
                 issued_at: self.issued_at,
                 expires_at: self.expires_at,
+                seen_at: or_issued(self.seen_at, self.issued_at),
+                checked_at: or_issued(self.checked_at, self.issued_at),
             },
         }
+    }
+}
+
+/// A time an older cookie did not carry (0) read as `issued_at`.
+fn or_issued(t: u64, issued_at: u64) -> u64 {
+    match t {
+        0 => issued_at,
+        t => t,
     }
 }
 
@@ -124,7 +148,7 @@ pub struct SessionCookie {
     domain: Option<String>,
     secure: bool,
     same_site: SameSite,
-    lifetime: u64,
+    lifetime: Lifetime,
 }
 
 impl SessionCookie {
@@ -139,7 +163,7 @@ impl SessionCookie {
                 config::SameSite::Lax => SameSite::Lax,
                 config::SameSite::Strict => SameSite::Strict,
             },
-            lifetime: cfg.lifetime.as_secs(),
+            lifetime: Lifetime::new(cfg),
         }
     }
 
@@ -148,41 +172,56 @@ impl SessionCookie {
         &self.name
     }
 
-    /// Session lifetime in seconds.
-    pub fn lifetime(&self) -> u64 {
-        self.lifetime
+    /// The lifetime rules: absolute, idle, re-validation.
+    pub fn lifetime(&self) -> &Lifetime {
+        &self.lifetime
     }
 
     /// A fresh session proof issued at `now`: a random id, and the
     /// configured lifetime.
     pub fn new_proof(&self, now: u64) -> Proof {
-        Proof::Session {
-            id: super::random_token(16),
-            issued_at: now,
-            expires_at: now + self.lifetime,
-        }
+        self.lifetime.proof(super::random_token(16), now)
     }
 
-    /// Opens a cookie value into the identity it proves and checks its
-    /// expiry at `now`.
+    /// Opens a cookie value into the identity it proves and checks at
+    /// `now` that it still holds (absolute and idle timeouts).
     pub fn open(&self, value: &str, now: u64) -> Result<Identity, SessionError> {
         let id = self
             .sealer
             .open::<Sealed<'static>>(&self.name, value)
             .ok_or(SessionError::Invalid)?
             .into_identity();
-        if now >= id.expires_at() {
-            return Err(SessionError::Expired);
-        }
+        self.lifetime.check(&id, now)?;
         Ok(id)
     }
 
     /// The `Set-Cookie` value that stores a session-proven `identity`;
     /// `None` for any other proof (a bearer token never becomes a cookie).
+    /// It lasts as long as the session holds unless used again.
     pub fn set_cookie(&self, identity: &Identity, now: u64) -> Option<String> {
         let value = self.sealer.seal(&self.name, &Sealed::of(identity)?);
-        let max_age = identity.expires_at().saturating_sub(now) as i64;
+        let max_age = self.lifetime.ends_at(identity).saturating_sub(now) as i64;
         Some(self.cookie(value, max_age))
+    }
+
+    /// The `Set-Cookie` that carries `identity`'s session on, seen at
+    /// `now` and, when Apple has just confirmed it, checked at
+    /// `checked_at`: sliding and re-validation re-issue the cookie here.
+    pub fn renew(&self, identity: &Identity, now: u64, checked_at: Option<u64>) -> Option<String> {
+        let mut renewed = identity.clone();
+        let Proof::Session {
+            seen_at,
+            checked_at: checked,
+            ..
+        } = &mut renewed.proof
+        else {
+            return None;
+        };
+        *seen_at = now;
+        if let Some(at) = checked_at {
+            *checked = at;
+        }
+        self.set_cookie(&renewed, now)
     }
 
     /// The `Set-Cookie` value that deletes the session cookie.
@@ -215,6 +254,8 @@ mod tests {
             cookie_name: "__Host-applegate".into(),
             cookie_domain: None,
             lifetime: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(3600),
+            revalidate: None,
             login_timeout: Duration::from_secs(600),
             same_site: config::SameSite::Lax,
             secure: true,
@@ -233,6 +274,8 @@ mod tests {
                 id: "sid".into(),
                 issued_at: 1000,
                 expires_at: 4600,
+                seen_at: 1000,
+                checked_at: 1000,
             },
         }
     }
@@ -306,5 +349,32 @@ mod tests {
         ] {
             assert!(s.contains(attr), "{s} lacks {attr}");
         }
+    }
+
+    /// A cookie sealed before the idle timeout and re-validation existed
+    /// (no `r`, no `c`) opens, its last use and last check read as its
+    /// sign-in; a renewed cookie carries the new times and a Max-Age up to
+    /// the idle end.
+    #[test]
+    fn older_cookies_open_and_renewal_moves_the_times() {
+        let mut short_idle = cfg(A);
+        short_idle.idle_timeout = Duration::from_secs(600);
+        let c = SessionCookie::new(&short_idle);
+        let old = serde_json::json!({"i": "sid", "s": "001234.abc.0001", "e": "a@example.com",
+            "v": true, "p": false, "n": "Jane Appleseed", "t": 1000, "x": 4600});
+        let v = Sealer::new(short_idle.keys.clone()).seal(c.name(), &old);
+        assert_eq!(c.open(&v, 1001), Ok(session()));
+        assert_eq!(c.open(&v, 1600), Err(SessionError::Idle));
+        let renewed = c.renew(&session(), 1500, Some(1400)).unwrap();
+        assert!(renewed.contains("Max-Age=600"), "{renewed}");
+        let Proof::Session {
+            seen_at,
+            checked_at,
+            ..
+        } = c.open(&value_of(&renewed), 1600).unwrap().proof
+        else {
+            panic!("a session proof");
+        };
+        assert_eq!((seen_at, checked_at), (1500, 1400));
     }
 }

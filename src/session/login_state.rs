@@ -237,6 +237,8 @@ mod tests {
             cookie_name: "__Host-applegate".into(),
             cookie_domain: cookie_domain.map(str::to_string),
             lifetime: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(3600),
+            revalidate: None,
             login_timeout: Duration::from_secs(600),
             same_site: config::SameSite::Lax,
             secure,

@@ -15,9 +15,11 @@
 pub mod cache;
 pub mod cookie;
 pub mod disabled_emails;
+pub mod lifetime;
 pub mod login_state;
 pub mod names;
 pub mod refresh;
+pub mod revalidation;
 pub mod revocation;
 
 use std::fmt;
@@ -27,9 +29,11 @@ use http::{HeaderMap, HeaderValue};
 pub use self::cookie::{Sealer, SessionCookie};
 pub use cache::Cache;
 pub use disabled_emails::DisabledEmails;
+pub use lifetime::{Due, Lifetime};
 pub use login_state::{LoginCookie, LoginState};
 pub use names::Names;
 pub use refresh::RefreshTokens;
+pub use revalidation::{Checks, Verdict};
 pub use revocation::Revocations;
 
 /// Why a cookie did not yield a session.
@@ -42,6 +46,11 @@ pub enum SessionError {
     Invalid,
     /// The session's lifetime has passed.
     Expired,
+    /// The session went unused longer than `session.idle_timeout`.
+    Idle,
+    /// Apple could not be asked whether the user's authorization stands
+    /// within `session.revalidate_grace` of the check falling due.
+    Unconfirmed,
     /// The session was signed out or its user's access revoked.
     Revoked,
     /// Two cookies of the session's name: a sibling subdomain can plant
@@ -56,6 +65,8 @@ impl fmt::Display for SessionError {
             SessionError::Missing => "no session cookie",
             SessionError::Invalid => "session cookie does not open under any key",
             SessionError::Expired => "session expired",
+            SessionError::Idle => "session unused past its idle timeout",
+            SessionError::Unconfirmed => "Apple did not confirm the session in time",
             SessionError::Revoked => "session revoked",
             SessionError::Duplicate => "more than one session cookie",
         })

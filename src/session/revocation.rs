@@ -176,6 +176,8 @@ mod tests {
                 id: id.into(),
                 issued_at,
                 expires_at: issued_at + 100,
+                seen_at: issued_at,
+                checked_at: issued_at,
             },
         }
     }

@@ -5,6 +5,7 @@
 mod callback;
 #[path = "../common/mod.rs"]
 mod common;
+mod lifetime;
 mod names;
 mod notifications;
 mod revoke;

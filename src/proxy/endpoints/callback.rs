@@ -135,10 +135,7 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
             .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
     };
     let resp = result.unwrap_or_else(|f| f.answer(true, &again));
-    match clear {
-        Some(c) => resp.cookie(c),
-        None => resp,
-    }
+    resp.cookie_if(clear)
 }
 
 /// Exchanges the code, checks the id_token and the policy, and returns the

@@ -9,7 +9,7 @@ use crate::canonical;
 use crate::config::{AuthMode, EncodedSlashes};
 use crate::proxy::ctx::Ctx;
 use crate::proxy::error::Failure;
-use crate::proxy::gateway::Gateway;
+use crate::proxy::gateway::{Gateway, Identified};
 use crate::proxy::respond::Response;
 
 /// Forward auth: the ingress in front asks, for each request, whether it
@@ -30,7 +30,7 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
         return Response::empty(202);
     }
     match gw.identify_admitted(down, auth == AuthMode::Bearer).await {
-        Ok(caller) => {
+        Ok(Identified { caller, set_cookie }) => {
             let mut resp = Response::empty(202);
             for h in caller.headers.iter() {
                 resp.push(h.title, h.value.clone());
@@ -39,7 +39,9 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
                 let h = crate::identity::headers::email_disabled();
                 resp.push(h.title, h.value);
             }
-            resp
+            // The ingress passes it to the browser when told to (nginx:
+            // `auth_request_set` and `add_header Set-Cookie`; see README).
+            resp.cookie_if(set_cookie)
         }
         Err(f) => f.answer(false, START),
     }

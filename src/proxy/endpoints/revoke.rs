@@ -74,8 +74,10 @@ pub async fn revoke(gw: &Gateway, down: &Downstream) -> Response {
     if is_cross_site(gw, down) {
         return Failure::CrossSite.answer(page, START);
     }
-    let caller = match gw.authenticate(cookie_headers(down)) {
-        Ok(caller) => caller,
+    // Whatever the session is due (a new cookie, a check with Apple) is
+    // moot: this ends it.
+    let caller = match gw.authenticate(cookie_headers(down), gw.clock.now()) {
+        Ok((caller, _due)) => caller,
         Err(SessionError::Duplicate) => {
             return Failure::BadRequest("more than one session cookie").answer(page, START)
         }

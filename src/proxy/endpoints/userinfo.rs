@@ -10,12 +10,12 @@ use crate::proxy::respond::Response;
 /// The signed-in identity: the same decision as everywhere (bearer tokens
 /// only where a route takes them, and the policy).
 pub async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
-    let caller = match gw.identify_admitted(down, gw.bearer_enabled).await {
-        Ok(caller) => caller,
+    let (caller, set_cookie) = match gw.identify_admitted(down, gw.bearer_enabled).await {
+        Ok(i) => (i.caller, i.set_cookie),
         Err(f) => return f.answer(false, START),
     };
     let id = &caller.identity;
-    Response::json(
+    let resp = Response::json(
         200,
         &json!({
             "user": id.sub,
@@ -25,5 +25,6 @@ pub async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
             "name": id.name,
             "expires_at": id.expires_at(),
         }),
-    )
+    );
+    resp.cookie_if(set_cookie)
 }

@@ -1,0 +1,119 @@
+//! Re-validation with Apple (`session.revalidate`): a session whose last
+//! check is older than the interval is checked with its refresh token
+//! (`grant_type=refresh_token`), so a user who revoked the app at Apple
+//! (Settings ▸ Sign in with Apple) loses access within a day rather than
+//! at the end of the session's lifetime.
+//!
+//! When a session is due is decided from the cookie alone
+//! ([`crate::session::Lifetime::check`]); this runs only then, at most one
+//! check per session at a time ([`crate::session::Checks`]). Apple's
+//! answer: success re-issues the cookie with the new check time (and the
+//! refresh row's `checked_at`); `invalid_grant` ends the session (revoked,
+//! its refresh token forgotten); no answer keeps the session for
+//! `session.revalidate_grace` past the due time, retried each minute, then
+//! fails closed.
+//! <https://developer.apple.com/documentation/sign_in_with_apple/generate_and_validate_tokens>
+
+use crate::apple::AppleError;
+use crate::identity::{Caller, Proof};
+use crate::session::{SessionError, Verdict};
+
+use super::gateway::Gateway;
+
+/// Checks `caller`'s session with Apple at `now`: `Ok` with the cookie to
+/// send back (renewed after a success), or why the session no longer
+/// holds.
+pub async fn revalidate(
+    gw: &Gateway,
+    caller: &Caller,
+    reissue: bool,
+    now: u64,
+) -> Result<Option<String>, SessionError> {
+    let identity = &caller.identity;
+    let lifetime = gw.session_cookie.lifetime();
+    let (Proof::Session { id, checked_at, .. }, Some(every)) =
+        (&identity.proof, lifetime.revalidate_every())
+    else {
+        return Ok(None);
+    };
+    let verdict = gw
+        .checks
+        .verdict(id, now, || {
+            ask_apple(gw, id, identity.expires_at(), every, now)
+        })
+        .await;
+    match verdict {
+        Verdict::Confirmed(at) => Ok(gw.session_cookie.renew(identity, now, Some(at))),
+        Verdict::Ended => Err(SessionError::Revoked),
+        Verdict::Unsure if lifetime.within_grace(*checked_at, now) => Ok(reissue
+            .then(|| gw.session_cookie.renew(identity, now, None))
+            .flatten()),
+        Verdict::Unsure => {
+            tracing::warn!("re-validation overdue past its grace: session refused");
+            Err(SessionError::Unconfirmed)
+        }
+    }
+}
+
+/// Asks Apple about session `id` (ending at `expires_at`) with its kept
+/// refresh token, unless the refresh row shows a check within `every`
+/// already (a copy of the cookie from before that check).
+async fn ask_apple(gw: &Gateway, id: &str, expires_at: u64, every: u64, now: u64) -> Verdict {
+    let mut kept = match gw.refresh_tokens.get(id).await {
+        Ok(Some(kept)) => kept,
+        // Signed in before refresh tokens were kept, or Apple gave none,
+        // or it was sealed under a retired key: nothing to ask Apple with,
+        // so the session cannot be re-validated and ends; signing in
+        // again keeps a token.
+        Ok(None) => return end(gw, id, expires_at, "no refresh token kept").await,
+        Err(e) => {
+            tracing::warn!(error = %e, "re-validation: the refresh token could not be read; retrying later");
+            return Verdict::Unsure;
+        }
+    };
+    if now < kept.checked_at.saturating_add(every) {
+        return Verdict::Confirmed(kept.checked_at);
+    }
+    // Counted against the cap on token calls to Apple, like sign-ins.
+    if !gw.limits.admit_apple_call() {
+        tracing::warn!("re-validation: cap on token calls to Apple reached; retrying later");
+        return Verdict::Unsure;
+    }
+    match gw.apple.refresh(kept.token.expose()).await {
+        Ok(_) => {
+            kept.checked_at = now;
+            if let Err(e) = gw.refresh_tokens.keep(id, &kept).await {
+                // The cookie carries the check time; only a stale copy of
+                // the cookie would ask Apple again sooner.
+                tracing::warn!(error = %e, "re-validation: the check time could not be saved");
+            }
+            Verdict::Confirmed(now)
+        }
+        Err(AppleError::InvalidGrant { .. }) => {
+            end(
+                gw,
+                id,
+                expires_at,
+                "Apple no longer accepts the refresh token",
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "re-validation: no answer from Apple; retrying later");
+            Verdict::Unsure
+        }
+    }
+}
+
+/// Ends session `id`: revoked (in force at once, then saved) and its
+/// refresh token forgotten.
+async fn end(gw: &Gateway, id: &str, expires_at: u64, why: &'static str) -> Verdict {
+    tracing::info!(reason = why, "re-validation ended a session");
+    if let Err(e) = gw.revocations.revoke_session(id, expires_at).await {
+        tracing::error!(error = %e, "re-validation: the revocation could not be saved");
+    }
+    if let Err(e) = gw.refresh_tokens.forget(id).await {
+        tracing::warn!(error = %e, "re-validation: the refresh token could not be forgotten");
+    }
+    Verdict::Ended
+}
