@@ -90,7 +90,31 @@ pub fn canonicalize<'a>(
         }
         _ => return Err(HostRefused::BadTarget),
     };
-    let from_header = header.map(parse).transpose()?;
+    reconcile(header.map(parse).transpose()?, from_target)
+}
+
+/// The canonical host of an HTTP/2 request with these `Host` header values
+/// and this `:authority`. `:authority` stands where HTTP/1's absolute-form
+/// target does (RFC 9113 §8.3.1): when both are sent they must name the
+/// same host, or the request is refused, as for HTTP/1; the upstream gets
+/// the one host decided on.
+pub fn canonicalize_h2<'a>(
+    mut host_headers: impl Iterator<Item = &'a [u8]>,
+    authority: Option<&'a [u8]>,
+) -> Result<CanonicalHost<'a>, HostRefused> {
+    let header = host_headers.next();
+    if host_headers.next().is_some() {
+        return Err(HostRefused::Duplicate);
+    }
+    let from_authority = authority.map(parse).transpose()?;
+    reconcile(header.map(parse).transpose()?, from_authority)
+}
+
+/// One host from the `Host` field and the target's authority.
+fn reconcile<'a>(
+    from_header: Option<CanonicalHost<'a>>,
+    from_target: Option<CanonicalHost<'a>>,
+) -> Result<CanonicalHost<'a>, HostRefused> {
     match (from_header, from_target) {
         (Some(h), None) => Ok(h),
         (None, Some(mut t)) => {
