@@ -204,6 +204,39 @@ pub fn parse(raw: &[u8]) -> Result<CanonicalHost<'_>, HostRefused> {
 mod tests {
     use super::*;
 
+    /// HTTP/2: `:authority` alone names the host (rewritten into `Host`
+    /// upstream); with a `Host` it must name the same one, however each is
+    /// written; two `Host` fields or none at all are refused.
+    #[test]
+    fn h2_authority_is_the_target_host() {
+        let h2 = |hosts: &[&str], authority: Option<&str>| {
+            canonicalize_h2(
+                hosts.iter().map(|s| s.as_bytes()),
+                authority.map(str::as_bytes),
+            )
+            .map(|c| (c.name.into_owned(), c.port, c.rewritten))
+        };
+        assert_eq!(
+            h2(&[], Some("App.Example.com.:8443")),
+            Ok(("app.example.com".into(), Some(8443), true))
+        );
+        assert_eq!(
+            h2(&["app.example.com"], Some("APP.example.com")),
+            Ok(("app.example.com".into(), None, true))
+        );
+        assert_eq!(
+            h2(&["admin.example.com"], Some("app.example.com")),
+            Err(HostRefused::Mismatch)
+        );
+        assert_eq!(
+            h2(&["app.example.com:1"], Some("app.example.com")),
+            Err(HostRefused::Mismatch)
+        );
+        assert_eq!(h2(&["a", "a"], Some("a")), Err(HostRefused::Duplicate));
+        assert_eq!(h2(&[], None), Err(HostRefused::Missing));
+        assert_eq!(h2(&[], Some("u@a")), Err(HostRefused::Invalid));
+    }
+
     fn host(h: &[&str], target: &str) -> Result<(String, Option<u16>, bool), HostRefused> {
         canonicalize(h.iter().map(|s| s.as_bytes()), target.as_bytes())
             .map(|c| (c.name.into_owned(), c.port, c.rewritten))
