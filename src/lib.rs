@@ -43,7 +43,10 @@
 //!   [`proxy::upstream`] (the request the upstream gets, built in one map),
 //!   [`proxy::rate_limit`]; [`proxy::error`] the one place an outcome
 //!   becomes a response (HTML for browsers, JSON for APIs).
-//! - [`server`]: config ▶ a running pingora server.
+//! - [`server`]: config ▶ a running pingora server; [`redirect`] the
+//!   plain-HTTP listener that redirects to https (`server.redirect_http`),
+//!   [`reload`] the `[server.tls]` certificate read again on SIGHUP or
+//!   file change.
 //! - [`kit`]: the one builder of "emulator + upstream + gateway config on
 //!   free ports" behind `applegate dev`, the tests and the benchmarks;
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
@@ -54,7 +57,8 @@
 //!
 //! # Life of a request
 //!
-//! 0. [`edge::Gate`] admits the connection (under `max_connections`); its
+//! 0. [`edge::Gate`] admits the connection (under `max_connections`),
+//!    handshakes TLS if `[server.tls]` is set (ALPN: h2 or http/1.1); its
 //!    [`edge::HeadGuard`] bounds the wait for each request, and each head in
 //!    time and size, while pingora parses it.
 //! 1. `request_filter` (inside the request's `tracing` span, which carries
@@ -105,6 +109,8 @@ pub mod identity;
 pub mod kit;
 pub mod policy;
 pub mod proxy;
+pub mod redirect;
+pub mod reload;
 pub mod secret;
 pub mod server;
 pub mod session;

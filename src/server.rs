@@ -1,8 +1,11 @@
 //! Config ▶ a running pingora server.
 //!
 //! Builds pingora's own settings from our config (no pingora YAML: users
-//! edit one file), the proxy service on the configured listener, and a
-//! background service for periodic upkeep. The caller supplies the shutdown
+//! edit one file), the proxy service on the configured listener (TLS with
+//! HTTP/2 when `[server.tls]` is set; the gate does the handshake, see
+//! [`crate::edge::tls`]), the plain-HTTP redirect listener if asked
+//! ([`crate::redirect`]), and background services for periodic upkeep and
+//! certificate reloads ([`crate::reload`]). The caller supplies the shutdown
 //! signal, so the binary stops on SIGTERM/SIGINT and tests stop the real
 //! server when they are done.
 
@@ -35,6 +38,8 @@ pub enum StartError {
     Thread(std::io::Error),
     /// The listen address cannot be bound.
     Listen(SocketAddr, std::io::Error),
+    /// The redirect listener's address cannot be bound.
+    Redirect(SocketAddr, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -44,6 +49,9 @@ impl std::fmt::Display for StartError {
             StartError::Apple(e) => write!(f, "{}", Chain(e)),
             StartError::Thread(e) => write!(f, "cannot start the server thread: {e}"),
             StartError::Listen(a, e) => write!(f, "server.listen: cannot listen on {a}: {e}"),
+            StartError::Redirect(a, e) => {
+                write!(f, "server.redirect_http: cannot listen on {a}: {e}")
+            }
         }
     }
 }
@@ -111,6 +119,9 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         std::net::TcpListener::bind(config.server.listen)
             .map_err(|e| StartError::Listen(config.server.listen, e))?,
     );
+    if let Some(addr) = config.server.redirect_http {
+        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
+    }
     let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
@@ -126,21 +137,44 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         clock,
     };
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let gate = crate::edge::Gate::new(
-        proxy,
-        crate::edge::Limits {
-            keepalive_timeout: config.server.keepalive_timeout,
-            head_timeout: config.server.head_timeout,
-            max_head_size: config.server.max_head_size,
-            max_connections: config.server.max_connections,
-        },
-    );
+    let limits = crate::edge::Limits {
+        keepalive_timeout: config.server.keepalive_timeout,
+        head_timeout: config.server.head_timeout,
+        max_head_size: config.server.max_head_size,
+        max_connections: config.server.max_connections,
+    };
+    let mut gate = crate::edge::Gate::new(proxy, limits);
+    if let Some(tls) = &config.server.tls {
+        let certificate = crate::edge::Certificate::new(tls.key.clone());
+        gate = gate.with_tls(crate::edge::Tls::new(
+            certificate.clone(),
+            config.server.head_timeout,
+        ));
+        let reload = crate::reload::Reload {
+            certificate,
+            cert_file: tls.cert_file.clone(),
+            key_file: tls.key_file.clone(),
+        };
+        server.add_service(background_service("certificate reload", reload));
+    }
     let mut proxy = pingora::services::listening::Service::new("applegate".to_string(), gate);
+    // A plain TCP listener even with TLS: the gate handshakes, after the
+    // connection cap and under the head deadline.
     proxy.add_listener(listener(
         &config.server.listen.to_string(),
         config.server.read_buffer,
     ));
     server.add_service(proxy);
+    if let Some(addr) = config.server.redirect_http {
+        let app = pingora::apps::http_app::HttpServer::new_app(crate::redirect::Redirect::new(
+            &config.server.public_url.origin,
+        ));
+        let gate = crate::edge::Gate::new(app, limits);
+        let mut redirect =
+            pingora::services::listening::Service::new("redirect to https".to_string(), gate);
+        redirect.add_listener(listener(&addr.to_string(), config.server.read_buffer));
+        server.add_service(redirect);
+    }
     server.add_service(background_service("upkeep", upkeep));
     Ok(server)
 }
@@ -148,7 +182,13 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
 /// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
 pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
     let server = build(config, clock)?;
-    tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url.origin, "applegate started");
+    tracing::info!(
+        listen = %config.server.listen,
+        tls = config.server.tls.is_some(),
+        redirect_http = config.server.redirect_http.map(|a| a.to_string()),
+        public_url = %config.server.public_url.origin,
+        "applegate started"
+    );
     server.run(RunArgs::default());
     Ok(())
 }

@@ -24,6 +24,7 @@ fn routes() -> Vec<config::Route> {
             encoded_slashes: applegate::config::EncodedSlashes::Reject,
             auth: AuthMode::Required,
             connect_timeout: Duration::from_secs(5),
+            upstream_http2: false,
             read_timeout: Duration::from_secs(60),
         })
         .collect()

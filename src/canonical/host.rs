@@ -90,7 +90,31 @@ pub fn canonicalize<'a>(
         }
         _ => return Err(HostRefused::BadTarget),
     };
-    let from_header = header.map(parse).transpose()?;
+    reconcile(header.map(parse).transpose()?, from_target)
+}
+
+/// The canonical host of an HTTP/2 request with these `Host` header values
+/// and this `:authority`. `:authority` stands where HTTP/1's absolute-form
+/// target does (RFC 9113 §8.3.1): when both are sent they must name the
+/// same host, or the request is refused, as for HTTP/1; the upstream gets
+/// the one host decided on.
+pub fn canonicalize_h2<'a>(
+    mut host_headers: impl Iterator<Item = &'a [u8]>,
+    authority: Option<&'a [u8]>,
+) -> Result<CanonicalHost<'a>, HostRefused> {
+    let header = host_headers.next();
+    if host_headers.next().is_some() {
+        return Err(HostRefused::Duplicate);
+    }
+    let from_authority = authority.map(parse).transpose()?;
+    reconcile(header.map(parse).transpose()?, from_authority)
+}
+
+/// One host from the `Host` field and the target's authority.
+fn reconcile<'a>(
+    from_header: Option<CanonicalHost<'a>>,
+    from_target: Option<CanonicalHost<'a>>,
+) -> Result<CanonicalHost<'a>, HostRefused> {
     match (from_header, from_target) {
         (Some(h), None) => Ok(h),
         (None, Some(mut t)) => {
@@ -179,6 +203,39 @@ pub fn parse(raw: &[u8]) -> Result<CanonicalHost<'_>, HostRefused> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// HTTP/2: `:authority` alone names the host (rewritten into `Host`
+    /// upstream); with a `Host` it must name the same one, however each is
+    /// written; two `Host` fields or none at all are refused.
+    #[test]
+    fn h2_authority_is_the_target_host() {
+        let h2 = |hosts: &[&str], authority: Option<&str>| {
+            canonicalize_h2(
+                hosts.iter().map(|s| s.as_bytes()),
+                authority.map(str::as_bytes),
+            )
+            .map(|c| (c.name.into_owned(), c.port, c.rewritten))
+        };
+        assert_eq!(
+            h2(&[], Some("App.Example.com.:8443")),
+            Ok(("app.example.com".into(), Some(8443), true))
+        );
+        assert_eq!(
+            h2(&["app.example.com"], Some("APP.example.com")),
+            Ok(("app.example.com".into(), None, true))
+        );
+        assert_eq!(
+            h2(&["admin.example.com"], Some("app.example.com")),
+            Err(HostRefused::Mismatch)
+        );
+        assert_eq!(
+            h2(&["app.example.com:1"], Some("app.example.com")),
+            Err(HostRefused::Mismatch)
+        );
+        assert_eq!(h2(&["a", "a"], Some("a")), Err(HostRefused::Duplicate));
+        assert_eq!(h2(&[], None), Err(HostRefused::Missing));
+        assert_eq!(h2(&[], Some("u@a")), Err(HostRefused::Invalid));
+    }
 
     fn host(h: &[&str], target: &str) -> Result<(String, Option<u16>, bool), HostRefused> {
         canonicalize(h.iter().map(|s| s.as_bytes()), target.as_bytes())

@@ -13,7 +13,7 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes`, `log`, each with its mirror, its typed struct and its checks.
+//! `routes`, `log` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
 
 mod apple;
 mod duration;
@@ -26,6 +26,7 @@ mod secrets;
 mod server;
 mod session;
 mod state;
+pub mod tls;
 pub mod validate;
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub use routes::{AuthMode, Route, Upstream};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
 pub use session::{Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{State, DEFAULT_STATE_FILE};
+pub use tls::Tls;
 pub use validate::Problem;
 
 /// Everything the gateway needs, validated.

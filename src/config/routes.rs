@@ -37,6 +37,9 @@ pub struct Route {
     pub auth: AuthMode,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Speak HTTP/2 to the upstream: h2 by ALPN to an https upstream, h2c
+    /// with prior knowledge (RFC 9113 §3.3) to an http one.
+    pub upstream_http2: bool,
 }
 
 /// A resolved upstream.
@@ -62,6 +65,8 @@ struct RouteSection {
     read_timeout: Option<DurationText>,
     /// Overrides `server.encoded_slashes` for this route.
     encoded_slashes: Option<EncodedSlashes>,
+    /// HTTP/2 to the upstream (default false: HTTP/1.1).
+    upstream_http2: Option<bool>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -181,6 +186,7 @@ fn route(
         auth: r.auth.unwrap_or(AuthMode::Required),
         connect_timeout: DurationText::or(r.connect_timeout, Duration::from_secs(5)),
         read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
+        upstream_http2: r.upstream_http2.unwrap_or(false),
     })
 }
 

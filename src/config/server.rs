@@ -38,6 +38,10 @@ pub struct Server {
     pub keepalive_timeout: Duration,
     /// Most open client connections; one more is closed at once.
     pub max_connections: usize,
+    /// `[server.tls]`: the listener speaks TLS (HTTP/2 and HTTP/1.1 by ALPN).
+    pub tls: Option<super::tls::Tls>,
+    /// A plain-HTTP listener that redirects to the https public URL.
+    pub redirect_http: Option<SocketAddr>,
 }
 
 /// What a route does with a path holding an encoded `/` or `\` (`%2F`,
@@ -98,6 +102,10 @@ struct ServerSection {
     keepalive_timeout: Option<DurationText>,
     /// Most open client connections.
     max_connections: Option<i64>,
+    /// `[server.tls]`: certificate and key files.
+    tls: Option<super::tls::TlsSection>,
+    /// Address of the plain-HTTP listener that redirects to https.
+    redirect_http: Option<String>,
 }
 
 /// Reads and checks `[server]`; `None` if it cannot be used.
@@ -191,6 +199,11 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
             "server.max_connections = {max_connections} is close to or above this process's file-descriptor limit ({fd_limit}); raise the limit (ulimit -n, LimitNOFILE=) or lower max_connections"
         ));
     }
+    let tls = super::tls::read(v, s.tls);
+    let redirect_http = redirect_http(v, s.redirect_http.as_deref(), listen, public_url.as_ref());
+    if tls.is_some() && public_url.as_ref().is_some_and(|u| !u.https) {
+        v.warn("server.public_url: the listener speaks TLS ([server.tls]) but public_url is http; browsers are sent to http links and cookies are not Secure");
+    }
     Some(Server {
         listen: listen?,
         public_url: public_url?,
@@ -205,7 +218,43 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
         max_headers,
         keepalive_timeout: DurationText::or(s.keepalive_timeout, Duration::from_secs(60)),
         max_connections,
+        tls,
+        redirect_http,
     })
+}
+
+/// `server.redirect_http`: an address unlike `listen`, and an https public
+/// URL to send browsers to (redirecting to http would loop).
+fn redirect_http(
+    v: &mut Validator<'_>,
+    text: Option<&str>,
+    listen: Option<SocketAddr>,
+    public_url: Option<&PublicUrl>,
+) -> Option<SocketAddr> {
+    let key = "server.redirect_http";
+    let text = text?;
+    let Ok(addr) = text.parse::<SocketAddr>() else {
+        v.problem(
+            key,
+            format!("expected an address and port such as \"0.0.0.0:80\", found {text:?}"),
+        );
+        return None;
+    };
+    if listen == Some(addr) {
+        v.problem(
+            key,
+            format!("{addr} is server.listen as well; choose another port"),
+        );
+        return None;
+    }
+    if public_url.is_some_and(|u| !u.https) {
+        v.problem(
+            key,
+            "redirects to the https public URL, but server.public_url is http; set an https public_url",
+        );
+        return None;
+    }
+    Some(addr)
 }
 
 fn public_url(v: &mut Validator<'_>, text: &str) -> Option<PublicUrl> {

@@ -7,6 +7,17 @@
 //! request, [`Arming`] re-arms the guard before pingora reads the next
 //! head. A connection over the cap is closed at once, and the refusal is
 //! logged (at most once a second, however many there are).
+//!
+//! On a TLS listener the gate also does the handshake ([`super::tls`]),
+//! after taking the permit. HTTP/1.1 over TLS gets the same guard, on the
+//! decrypted stream. HTTP/2 does not: its frames are binary and carry many
+//! requests at once, so a per-head byte count and an HTTP/1 error page
+//! make no sense there. An h2 connection gets a deadline for the client's
+//! preface only; after that pingora's h2 server bounds it: the header
+//! block (SETTINGS_MAX_HEADER_LIST_SIZE = `max_head_size`), 100 concurrent
+//! streams, and the idle time (`keepalive_timeout`). What h2 lacks is a
+//! per-request head deadline (a client may trickle one stream's headers
+//! while others run); the connection cap still bounds what that holds.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -22,6 +33,7 @@ use pingora::server::ShutdownWatch;
 use tokio::sync::Semaphore;
 
 use super::head::{HeadGuard, HeadLimits};
+use super::tls::{self, HandshakeError, Tls};
 
 /// The edge limits, from `[server]`.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +52,8 @@ pub struct Refusals {
     timeouts: AtomicU64,
     too_large: AtomicU64,
     malformed: AtomicU64,
+    /// TLS handshakes that failed or ran out of time.
+    handshakes: AtomicU64,
     /// Seconds since the Unix epoch of the last log line.
     last_log: AtomicU64,
 }
@@ -53,6 +67,11 @@ impl Refusals {
             _ => &self.malformed,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        self.maybe_log();
+    }
+
+    fn handshake_failed(&self) {
+        self.handshakes.fetch_add(1, Ordering::Relaxed);
         self.maybe_log();
     }
 
@@ -80,6 +99,7 @@ impl Refusals {
             head_timeouts = self.timeouts.load(Ordering::Relaxed),
             heads_too_large = self.too_large.load(Ordering::Relaxed),
             malformed = self.malformed.load(Ordering::Relaxed),
+            tls_handshakes_failed = self.handshakes.load(Ordering::Relaxed),
             "connections refused at the edge (totals since start)"
         );
     }
@@ -91,13 +111,25 @@ pub struct Gate<A> {
     permits: Arc<Semaphore>,
     head: HeadLimits,
     refusals: Arc<Refusals>,
+    /// Set on a TLS listener: the gate handshakes.
+    tls: Option<Tls>,
 }
 
-impl<A> Gate<A> {
+impl<A: HttpServerApp> Gate<A> {
     /// `app` (pingora's HTTP proxy app) behind the edge `limits`.
     pub fn new(app: A, limits: Limits) -> Self {
+        // The app's own options, with h2's idle limit: pingora's HTTP/1
+        // keep-alive wait is ours (the head guard), h2's is this one.
+        let mut options = app.server_options().cloned().unwrap_or_default();
+        options.h2_idle_timeout = Some(limits.keepalive_timeout);
+        let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+        h2.max_header_list_size(u32::try_from(limits.max_head_size).unwrap_or(u32::MAX));
         Gate {
-            inner: Arc::new(Arming { app: Arc::new(app) }),
+            inner: Arc::new(Arming {
+                app: Arc::new(app),
+                options,
+                h2,
+            }),
             permits: Arc::new(Semaphore::new(limits.max_connections)),
             head: HeadLimits {
                 deadline: limits.head_timeout,
@@ -105,7 +137,14 @@ impl<A> Gate<A> {
                 idle: limits.keepalive_timeout,
             },
             refusals: Arc::new(Refusals::default()),
+            tls: None,
         }
+    }
+
+    /// The listener speaks TLS: the gate handshakes each connection.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
     }
 }
 
@@ -124,7 +163,25 @@ where
             self.refusals.over_cap();
             return None;
         };
-        let guarded: Stream = Box::new(HeadGuard::new(stream, self.head, self.refusals.clone()));
+        let stream = match &self.tls {
+            None => stream,
+            Some(t) => match t.handshake(stream).await {
+                Ok(s) => s,
+                Err(HandshakeError::NotTcp) => {
+                    tracing::error!("a TLS listener got a stream that is not TCP");
+                    return None;
+                }
+                Err(HandshakeError::Timeout | HandshakeError::Failed) => {
+                    self.refusals.handshake_failed();
+                    return None;
+                }
+            },
+        };
+        let guarded: Stream = if tls::is_h2(&stream) {
+            Box::new(HeadGuard::preface(stream, self.head, self.refusals.clone()))
+        } else {
+            Box::new(HeadGuard::new(stream, self.head, self.refusals.clone()))
+        };
         ServerApp::process_new(&self.inner, guarded, shutdown).await
     }
 
@@ -138,6 +195,10 @@ where
 /// is pingora's HTTP app.
 pub struct Arming<A> {
     app: Arc<A>,
+    /// The app's server options with h2's idle timeout set.
+    options: pingora::apps::HttpServerOptions,
+    /// h2's settings: pingora's bounded defaults, our head size.
+    h2: pingora::protocols::http::v2::server::H2Options,
 }
 
 #[async_trait]
@@ -165,11 +226,11 @@ where
     }
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
-        self.app.server_options()
+        Some(&self.options)
     }
 
     fn h2_options(&self) -> Option<pingora::protocols::http::v2::server::H2Options> {
-        self.app.h2_options()
+        Some(self.h2.clone())
     }
 
     async fn http_cleanup(&self) {

@@ -75,6 +75,9 @@ pub struct HeadGuard {
     replaced: bool,
     /// Whether the first request was armed: its deadline runs from accept.
     armed_once: AtomicBool,
+    /// HTTP/2: guard only the client's connection preface, this many bytes
+    /// (RFC 9113 §3.4), then stand down; never write an HTTP/1 page.
+    preface: Option<usize>,
     /// Counts refusals, for the gate's log lines.
     refusals: Arc<super::gate::Refusals>,
 }
@@ -104,8 +107,31 @@ impl HeadGuard {
             reached_proxy: AtomicBool::new(false),
             replaced: false,
             armed_once: AtomicBool::new(false),
+            preface: None,
             refusals,
         }
+    }
+
+    /// The guard for an HTTP/2 connection: the client's preface (24
+    /// bytes) must arrive within the head deadline from the handshake;
+    /// later frames pass through, bounded by pingora's h2 server (see
+    /// [`super::gate`]). Writes are never replaced.
+    pub(super) fn preface(
+        inner: Stream,
+        limits: HeadLimits,
+        refusals: Arc<super::gate::Refusals>,
+    ) -> Self {
+        let mut guard = HeadGuard::new(
+            inner,
+            HeadLimits {
+                max_size: usize::MAX,
+                ..limits
+            },
+            refusals,
+        );
+        guard.preface = Some(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".len());
+        guard.reached_proxy = AtomicBool::new(true);
+        guard
     }
 
     /// The guard around `stream`, if it is one.
@@ -133,6 +159,13 @@ impl HeadGuard {
     /// Writes a short error response, best effort (a fresh socket buffer
     /// takes it whole), and reports end of stream so pingora closes.
     fn refuse(&mut self, cx: &mut Context<'_>, status: u16, reason: &str) -> Poll<io::Result<()>> {
+        if self.preface.is_some() {
+            // An h2 client that never sent its preface: closed, counted.
+            self.refusals.count(status);
+            self.phase = Phase::Idle;
+            self.replaced = true;
+            return Poll::Ready(Ok(()));
+        }
         let body = format!(
             "{{\"error\":\"{}\",\"message\":\"{reason}\"}}",
             status_word(status)
@@ -237,7 +270,10 @@ impl AsyncRead for HeadGuard {
                 0
             }
         };
-        this.phase = Phase::Reading { bytes: bytes + n };
+        this.phase = match this.preface {
+            Some(preface) if bytes + n >= preface => Phase::Idle,
+            _ => Phase::Reading { bytes: bytes + n },
+        };
         Poll::Ready(Ok(()))
     }
 }

@@ -11,13 +11,15 @@
 //! replaces the error pages pingora writes before our proxy runs.
 //!
 //! ```text
-//! listener ─▶ Gate (connection cap; HeadGuard around the stream)
+//! listener ─▶ Gate (connection cap; TLS handshake; HeadGuard around the stream)
 //!               └▶ Arming (re-arms the guard before each request head)
 //!                    └▶ pingora's HttpProxy ─▶ our ProxyHttp (marks the guard: head done)
 //! ```
 
 mod gate;
 mod head;
+pub mod tls;
 
 pub use gate::{Gate, Limits};
 pub use head::HeadGuard;
+pub use tls::{Certificate, Tls};

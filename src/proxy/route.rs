@@ -70,6 +70,11 @@ impl Routes {
             peer.options.connection_timeout = Some(r.connect_timeout);
             peer.options.read_timeout = Some(r.read_timeout);
             peer.options.write_timeout = Some(r.read_timeout);
+            if r.upstream_http2 {
+                // h2 only: offered by ALPN over TLS; over plain TCP pingora
+                // speaks h2c with prior knowledge, as no ALPN can ask.
+                peer.options.alpn = pingora::protocols::ALPN::H2;
+            }
             all.push(Route {
                 index,
                 path: r.path.clone(),
@@ -206,6 +211,7 @@ mod tests {
             },
             auth,
             connect_timeout: Duration::from_secs(1),
+            upstream_http2: false,
             read_timeout: Duration::from_secs(1),
         }
     }

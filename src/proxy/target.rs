@@ -17,8 +17,8 @@ use crate::canonical::{self, CanonicalHost, CanonicalPath};
 pub struct Target<'a> {
     pub path: CanonicalPath<'a>,
     pub host: CanonicalHost<'a>,
-    /// The target was absolute-form (`GET http://host/x`): the upstream
-    /// gets origin-form.
+    /// The target was absolute-form (`GET http://host/x`), or an h2 URI
+    /// with its authority: the upstream gets origin-form.
     absolute: bool,
 }
 
@@ -28,17 +28,29 @@ impl<'a> Target<'a> {
         if !req.raw_path_is_utf8() {
             return Err(Failure::BadRequest("request target is not UTF-8"));
         }
-        let host = canonical::host::canonicalize(
-            req.headers
-                .get_all(http::header::HOST)
-                .iter()
-                .map(|v| v.as_bytes()),
-            req.raw_path(),
-        )
+        let hosts = req
+            .headers
+            .get_all(http::header::HOST)
+            .iter()
+            .map(|v| v.as_bytes());
+        // HTTP/2 names the host in `:authority` (the URI's authority here)
+        // and its target is always origin-form: the same decision as an
+        // HTTP/1 absolute-form target with `Host`.
+        let h2 = req.version == http::Version::HTTP_2;
+        let host = if h2 {
+            let authority = req.uri.authority().map(|a| a.as_str().as_bytes());
+            canonical::host::canonicalize_h2(hosts, authority)
+        } else {
+            canonical::host::canonicalize(hosts, req.raw_path())
+        }
         .map_err(|e| Failure::BadRequest(e.reason()))?;
         let path = canonical::path::canonicalize(req.uri.path())
             .map_err(|e| Failure::BadRequest(e.reason()))?;
-        let absolute = req.raw_path().first() != Some(&b'/');
+        // An h2 URI carries the authority: the upstream gets origin-form
+        // and the decided host in `Host` only, so no second copy of the
+        // host (the client's `:authority`) travels on.
+        let absolute =
+            req.raw_path().first() != Some(&b'/') || (h2 && req.uri.authority().is_some());
         Ok(Target {
             path,
             host,

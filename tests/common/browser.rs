@@ -68,6 +68,21 @@ impl Browser {
         }
     }
 
+    /// A browser that accepts any server certificate: for a gateway
+    /// serving the self-signed certificate a test made (tests/tls).
+    pub fn accepting_any_certificate() -> Self {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+                .danger_accept_invalid_certs(true)
+                .build()
+                .unwrap(),
+            jar: Vec::new(),
+            last_sent: Vec::new(),
+        }
+    }
+
     /// The value of cookie `name`, if held.
     pub fn cookie(&self, name: &str) -> Option<&StoredCookie> {
         self.jar.iter().find(|c| c.name == name)
