@@ -73,7 +73,8 @@
 //!    canonical host and path, under every reading an upstream may give the
 //!    path; the strictest wins. Public routes go straight on. Others need an
 //!    identity: the session cookie is opened (AES-256-GCM, cached), checked
-//!    against the revocation set, then the policy.
+//!    against the revocation set, then the route's policy (its own keys
+//!    over `[policy]`, resolved at start).
 //! 4. Without one a browser navigation is redirected to sign in; an API
 //!    call gets 401 JSON ([`proxy::error`]).
 //! 5. `upstream_request_filter` builds the upstream's request

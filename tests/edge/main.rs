@@ -11,6 +11,7 @@ mod decision;
 mod forwarding;
 mod limits;
 mod rate_limits;
+mod route_policy;
 
 use common::raw::{self, Recorder};
 use common::{Options, Stack};
