@@ -78,8 +78,9 @@
 //!    path; the strictest wins. Public routes go straight on. Others need an
 //!    identity: the session cookie is opened (AES-256-GCM, cached), its
 //!    lifetime and idle timeout checked ([`session::Lifetime`]), checked
-//!    against the revocation set, then the policy. A session due for it gets
-//!    its cookie re-issued (`response_filter`), or once per
+//!    against the revocation set, then the route's policy (its own keys
+//!    over `[policy]`, resolved at start). A session due for it gets its
+//!    cookie re-issued (`response_filter`), or once per
 //!    `session.revalidate` is checked with Apple ([`proxy::revalidate`]).
 //! 4. Without one a browser navigation is redirected to sign in; an API
 //!    call gets 401 JSON ([`proxy::error`]).

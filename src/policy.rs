@@ -1,4 +1,5 @@
-//! Who may pass: the `[policy]` rules applied to a signed-in user.
+//! Who may pass: the `[policy]` rules (or a route's own, laid over them
+//! at load) applied to a signed-in user.
 //!
 //! Identity is Apple's `sub`. Email rules only count a verified address
 //! (unless `require_verified_email = false`), because only then did Apple

@@ -26,13 +26,21 @@ fn routes() -> Vec<config::Route> {
             connect_timeout: Duration::from_secs(5),
             upstream_http2: false,
             read_timeout: Duration::from_secs(60),
+            policy: None,
         })
         .collect()
 }
 
 pub(crate) fn bench_routes(c: &mut Criterion) {
     let cfg = routes();
-    let compiled = Routes::new(&cfg);
+    let global = std::sync::Arc::new(applegate::policy::Policy::new(&config::Policy {
+        allowed_emails: vec![],
+        allowed_email_domains: vec![],
+        allowed_subs: vec![],
+        allow_private_relay: true,
+        require_verified_email: true,
+    }));
+    let compiled = Routes::new(&cfg, &global);
     let host = b"app.example.com:443";
     let path = "/service97/reports/2026";
     let mut g = c.benchmark_group("route_match_100");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::duration::DurationText;
+use super::policy::{self, Policy, RouteKeys};
 use super::server::EncodedSlashes;
 use super::validate::{http_url, Validator};
 
@@ -40,6 +41,9 @@ pub struct Route {
     /// Speak HTTP/2 to the upstream: h2 by ALPN to an https upstream, h2c
     /// with prior knowledge (RFC 9113 §3.3) to an http one.
     pub upstream_http2: bool,
+    /// The route's effective policy when it names policy keys of its own
+    /// (each replaces `[policy]`'s key of that name); `None`: `[policy]`.
+    pub policy: Option<Policy>,
 }
 
 /// A resolved upstream.
@@ -67,14 +71,21 @@ struct RouteSection {
     encoded_slashes: Option<EncodedSlashes>,
     /// HTTP/2 to the upstream (default false: HTTP/1.1).
     upstream_http2: Option<bool>,
+    /// The route's own policy keys (see [`RouteKeys`]).
+    allowed_emails: Option<Vec<String>>,
+    allowed_email_domains: Option<Vec<String>>,
+    allowed_subs: Option<Vec<String>>,
+    allow_private_relay: Option<bool>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
-/// default for routes that do not say.
+/// default for routes that do not say, `global` the `[policy]` a route's
+/// own policy keys are laid over.
 pub(super) fn read(
     v: &mut Validator<'_>,
     top: &toml::Table,
     slashes: EncodedSlashes,
+    global: &Policy,
 ) -> Vec<Route> {
     let items = match top.get("routes") {
         None => {
@@ -104,7 +115,7 @@ pub(super) fn read(
             continue;
         };
         let r: RouteSection = v.table(t.clone(), &key);
-        if let Some(route) = route(v, r, &key, slashes) {
+        if let Some(route) = route(v, r, &key, slashes, global) {
             routes.push(route);
         }
     }
@@ -130,8 +141,17 @@ fn route(
     r: RouteSection,
     key: &str,
     slashes: EncodedSlashes,
+    global: &Policy,
 ) -> Option<Route> {
     let problems_before = v.problem_count();
+    let auth = r.auth.unwrap_or(AuthMode::Required);
+    let keys = RouteKeys {
+        allowed_emails: r.allowed_emails,
+        allowed_email_domains: r.allowed_email_domains,
+        allowed_subs: r.allowed_subs,
+        allow_private_relay: r.allow_private_relay,
+    };
+    let policy = policy::for_route(v, key, keys, auth == AuthMode::Public, global);
     let path = r.path.unwrap_or_else(|| "/".to_string());
     // Prefixes are compared with canonical request paths, so they must be
     // canonical themselves, and made of characters that no reading of a
@@ -183,10 +203,11 @@ fn route(
         path,
         encoded_slashes: r.encoded_slashes.unwrap_or(slashes),
         upstream,
-        auth: r.auth.unwrap_or(AuthMode::Required),
+        auth,
         connect_timeout: DurationText::or(r.connect_timeout, Duration::from_secs(5)),
         read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
         upstream_http2: r.upstream_http2.unwrap_or(false),
+        policy,
     })
 }
 

@@ -82,7 +82,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let slashes = server
         .as_ref()
         .map_or(server::EncodedSlashes::Reject, |s| s.encoded_slashes);
-    let routes = routes::read(&mut v, &top, slashes);
+    let routes = routes::read(&mut v, &top, slashes, &policy);
 
     match (server, apple, session) {
         (Some(server), Some(apple), Some(session)) if v.problems.is_empty() => Ok(Config {

@@ -23,8 +23,8 @@ use crate::apple::{self, BearerCache};
 use crate::canonical::PathRefused;
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
-use crate::identity::{Caller, Proof};
-use crate::policy::Policy;
+use crate::identity::{Caller, Identity, Proof};
+use crate::policy::{Denied, Policy};
 use crate::session::{
     self, find_only_cookie, Checks, DisabledEmails, Due, LoginCookie, Names, OwnCookies,
     RefreshTokens, Revocations, Sealer, SessionCookie, SessionError,
@@ -54,7 +54,9 @@ pub struct Gateway {
     /// Re-validations with Apple in flight or just done (see
     /// [`session::Checks`]).
     pub(super) checks: Checks,
-    pub policy: Policy,
+    /// `[policy]`: routes without their own share it (see
+    /// [`super::route::Route::policy`]).
+    pub policy: Arc<Policy>,
     pub routes: Routes,
     pub clock: SharedClock,
     pub max_callback_body: usize,
@@ -89,6 +91,7 @@ impl Gateway {
             config.server.public_url.callback_url(),
             clock.clone(),
         )?;
+        let policy = Arc::new(Policy::new(&config.policy));
         Ok(Gateway {
             public: config.server.public_url.clone(),
             apple: Arc::new(apple),
@@ -106,8 +109,8 @@ impl Gateway {
             revocations,
             disabled_emails,
             checks: Checks::default(),
-            policy: Policy::new(&config.policy),
-            routes: Routes::new(&config.routes),
+            routes: Routes::new(&config.routes, &policy),
+            policy,
             clock,
             max_callback_body: config.server.max_callback_body,
             notifications_path: config.apple.notifications_path.clone(),
@@ -198,16 +201,39 @@ impl Gateway {
         })
     }
 
-    /// Who makes this request, if the policy lets them in: [`Self::identify`]
-    /// then the policy, as every path decides.
+    /// Who makes this request, if `policy` (the route's, else the
+    /// global one) lets them in: [`Self::identify`] then the policy, as
+    /// every path decides.
     pub async fn identify_admitted(
         &self,
         down: &Downstream,
         bearer_ok: bool,
+        policy: &Policy,
     ) -> Result<Identified, Failure> {
         let identified = self.identify(down, bearer_ok).await?;
-        self.policy.check(&identified.caller.identity)?;
+        policy.check(&identified.caller.identity)?;
         Ok(identified)
+    }
+
+    /// Whether some policy admits `identity`: `[policy]` (routes without
+    /// their own, and forward auth told no route) or any route's own. What
+    /// sign-in asks: a user whom only `/support` admits must still be able
+    /// to sign in, and each request is then decided on its route's policy.
+    /// A user no policy admits gets no session at all. On refusal, the
+    /// global policy's reason.
+    pub fn admitted_anywhere(&self, identity: &Identity) -> Result<(), Denied> {
+        let refused = match self.policy.check(identity) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        match self
+            .routes
+            .own_policies(&self.policy)
+            .any(|p| p.check(identity).is_ok())
+        {
+            true => Ok(()),
+            false => Err(refused),
+        }
     }
 
     /// Decides a non-endpoint request on its canonical `target`: `None`
@@ -234,7 +260,8 @@ impl Gateway {
             return None;
         }
         let browser = auth == AuthMode::Required && is_browser_navigation(req);
-        let failure = match self.identify_admitted(down, auth == AuthMode::Bearer).await {
+        let bearer_ok = auth == AuthMode::Bearer;
+        let failure = match self.identify_admitted(down, bearer_ok, &route.policy).await {
             Ok(Identified { caller, set_cookie }) => {
                 ctx.outcome = Outcome::Authenticated;
                 ctx.email_disabled = self.disabled_emails.is_disabled(&caller.identity.sub);

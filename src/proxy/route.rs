@@ -15,10 +15,13 @@
 //! and ASCII case kept or folded (Express, ASP.NET and IIS route without
 //! case); each is matched, and the strictest route any of them hits wins.
 
+use std::sync::Arc;
+
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::canonical::{CanonicalHost, CanonicalPath};
 use crate::config::{self, AuthMode, EncodedSlashes};
+use crate::policy::Policy;
 
 /// A compiled route.
 pub struct Route {
@@ -32,6 +35,10 @@ pub struct Route {
     pub encoded_slashes: EncodedSlashes,
     /// Built once at start from the resolved address; cloned per request.
     pub peer: HttpPeer,
+    /// Who may pass: the route's own policy, or the global one shared
+    /// (compiled once at start, so the request path only follows a
+    /// pointer).
+    pub policy: Arc<Policy>,
 }
 
 /// All routes, grouped by host.
@@ -60,8 +67,9 @@ fn strictness(auth: AuthMode) -> u8 {
 }
 
 impl Routes {
-    /// Compiles the configured routes.
-    pub fn new(routes: &[config::Route]) -> Self {
+    /// Compiles the configured routes; `global` is the policy of routes
+    /// without their own.
+    pub fn new(routes: &[config::Route], global: &Arc<Policy>) -> Self {
         let mut by_host: std::collections::HashMap<String, Vec<usize>> = Default::default();
         let mut any_host = Vec::new();
         let mut all = Vec::new();
@@ -82,6 +90,10 @@ impl Routes {
                 auth: r.auth,
                 encoded_slashes: r.encoded_slashes,
                 peer,
+                policy: r
+                    .policy
+                    .as_ref()
+                    .map_or_else(|| global.clone(), |p| Arc::new(Policy::new(p))),
             });
             match &r.host {
                 Some(h) => by_host.entry(h.clone()).or_default().push(index),
@@ -107,6 +119,15 @@ impl Routes {
             upper_in_prefixes,
             port_routes: routes.iter().any(|r| r.port.is_some()),
         }
+    }
+
+    /// The policies of the routes that have their own (not public ones,
+    /// which check no identity).
+    pub fn own_policies<'a>(&'a self, global: &'a Arc<Policy>) -> impl Iterator<Item = &'a Policy> {
+        self.all
+            .iter()
+            .filter(move |r| r.auth != AuthMode::Public && !Arc::ptr_eq(&r.policy, global))
+            .map(|r| r.policy.as_ref())
     }
 
     /// The route at `index` (as returned in [`Route::index`]).
@@ -213,6 +234,21 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             upstream_http2: false,
             read_timeout: Duration::from_secs(1),
+            policy: None,
+        }
+    }
+
+    fn compile(routes: &[config::Route]) -> Routes {
+        Routes::new(routes, &Arc::new(Policy::new(&open_policy())))
+    }
+
+    fn open_policy() -> config::Policy {
+        config::Policy {
+            allowed_emails: vec![],
+            allowed_email_domains: vec![],
+            allowed_subs: vec![],
+            allow_private_relay: true,
+            require_verified_email: true,
         }
     }
 
@@ -224,7 +260,7 @@ mod tests {
 
     #[test]
     fn most_specific_route_wins() {
-        let routes = Routes::new(&[
+        let routes = compile(&[
             route(None, "/", AuthMode::Required),
             route(None, "/public/", AuthMode::Public),
             route(None, "/api", AuthMode::Required),
@@ -249,7 +285,7 @@ mod tests {
         // required route of the same name, never a looser one.
         assert_eq!(find(&routes, "admin.example.com:1", "/x"), Some(3));
         assert_eq!(find(&routes, "other.example.com", "/public/x"), Some(1));
-        let routes = Routes::new(&[
+        let routes = compile(&[
             route(None, "/", AuthMode::Public),
             route(Some("admin.example.com:8443"), "/", AuthMode::Required),
         ]);
@@ -266,7 +302,7 @@ mod tests {
     #[test]
     fn the_strictest_reading_wins() {
         // Required root, public prefix.
-        let routes = Routes::new(&[
+        let routes = compile(&[
             route(None, "/", AuthMode::Required),
             route(None, "/public/", AuthMode::Public),
         ]);
@@ -286,7 +322,7 @@ mod tests {
         assert_eq!(find(&routes, h, "/public/%2e%2e/admin"), Some(0));
         assert_eq!(find(&routes, h, "//public/x"), Some(1));
         // Public root, required prefix.
-        let routes = Routes::new(&[
+        let routes = compile(&[
             route(None, "/", AuthMode::Public),
             route(None, "/admin", AuthMode::Required),
         ]);

@@ -1,7 +1,8 @@
 //! The edge, over real sockets: forwarding headers, head limits, the
 //! connection cap, pipelining, our own error pages, cookies the upstream
-//! may not set, sign-in rate limits, cross-site sign-out, and the same
-//! decision at `/oauth2/userinfo` as everywhere. One test crate
+//! may not set, sign-in rate limits, cross-site sign-out, the same
+//! decision at `/oauth2/userinfo` as everywhere, per-route policy, and
+//! WebSocket upgrades decided like any request. One test crate
 //! (`cargo test --test edge`) in a few files, by topic.
 
 #[path = "../common/mod.rs"]
@@ -11,6 +12,8 @@ mod decision;
 mod forwarding;
 mod limits;
 mod rate_limits;
+mod route_policy;
+mod websocket;
 
 use common::raw::{self, Recorder};
 use common::{Options, Stack};

@@ -158,7 +158,9 @@ async fn finish_sign_in(
     }
     let (tokens, claims) = gw.apple.sign_in(code, nonce).await?;
     let mut identity = claims.identity(gw.session_cookie.new_proof(now));
-    gw.policy.check(&identity)?;
+    // Not the return path's route alone: a user some route admits signs
+    // in, and each request is decided on its own route's policy.
+    gw.admitted_anywhere(&identity)?;
     // After the policy: no name is kept for a user the gateway refuses.
     // Before the refresh token: if keeping that fails, the retry finds
     // the name Apple will not send again.

@@ -1,12 +1,15 @@
 //! `GET /oauth2/auth`: forward auth for nginx `auth_request`, Traefik
 //! `forwardAuth`, Caddy `forward_auth`: 202 with the identity headers, or
-//! 401 (403 when the policy refuses).
+//! 401 (403 when the original request's route's policy refuses).
+
+use std::sync::Arc;
 
 use pingora::proxy::Session as Downstream;
 
 use super::paths::START;
 use crate::canonical;
 use crate::config::{AuthMode, EncodedSlashes};
+use crate::policy::Policy;
 use crate::proxy::ctx::Ctx;
 use crate::proxy::error::Failure;
 use crate::proxy::gateway::{Gateway, Identified};
@@ -20,16 +23,21 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
     // would if the request came through the gateway. Without a report of
     // it (none sent, or not from a trusted proxy) any route's credentials
     // count: session cookies, and bearer tokens if some route takes them.
-    let auth = match original_route(gw, down, ctx) {
-        Ok(Some(auth)) => auth,
-        Ok(None) if gw.bearer_enabled => AuthMode::Bearer,
-        Ok(None) => AuthMode::Required,
+    // Its policy too; without a report, `[policy]` (fail closed: a
+    // route's looser policy counts only for requests known to be its own).
+    let (auth, policy) = match original_route(gw, down, ctx) {
+        Ok(Some(route)) => route,
+        Ok(None) if gw.bearer_enabled => (AuthMode::Bearer, &gw.policy),
+        Ok(None) => (AuthMode::Required, &gw.policy),
         Err(f) => return f.answer(false, START),
     };
     if auth == AuthMode::Public {
         return Response::empty(202);
     }
-    match gw.identify_admitted(down, auth == AuthMode::Bearer).await {
+    match gw
+        .identify_admitted(down, auth == AuthMode::Bearer, policy)
+        .await
+    {
         Ok(Identified { caller, set_cookie }) => {
             let mut resp = Response::empty(202);
             for h in caller.headers.iter() {
@@ -52,8 +60,13 @@ pub async fn forward_auth(gw: &Gateway, down: &Downstream, ctx: &mut Ctx) -> Res
 /// `X-Forwarded-Host`), canonicalized like any request: a path or host
 /// that could be read two ways is refused here too, so the ingress never
 /// passes it on. Only a trusted proxy's report counts; from anyone else it
-/// is ignored. An original request no route covers needs a session.
-fn original_route(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<AuthMode>, Failure> {
+/// is ignored. An original request no route covers needs a session and
+/// `[policy]`.
+fn original_route<'g>(
+    gw: &'g Gateway,
+    down: &Downstream,
+    ctx: &Ctx,
+) -> Result<Option<(AuthMode, &'g Arc<Policy>)>, Failure> {
     let trusted = ctx.peer.is_some_and(|p| gw.trusted_proxies.contains(p));
     if !trusted {
         return Ok(None);
@@ -98,5 +111,7 @@ fn original_route(gw: &Gateway, down: &Downstream, ctx: &Ctx) -> Result<Option<A
             canonical::PathRefused::EncodedSlash.reason(),
         ));
     }
-    Ok(Some(route.map_or(AuthMode::Required, |r| r.auth)))
+    Ok(Some(route.map_or((AuthMode::Required, &gw.policy), |r| {
+        (r.auth, &r.policy)
+    })))
 }

@@ -8,9 +8,17 @@ use crate::proxy::gateway::Gateway;
 use crate::proxy::respond::Response;
 
 /// The signed-in identity: the same decision as everywhere (bearer tokens
-/// only where a route takes them, and the policy).
+/// only where a route takes them), and the same policy as sign-in: it
+/// names the user to anyone some route's policy (or `[policy]`) admits,
+/// since it serves no route's content.
 pub async fn userinfo(gw: &Gateway, down: &Downstream) -> Response {
-    let (caller, set_cookie) = match gw.identify_admitted(down, gw.bearer_enabled).await {
+    let admitted = gw.identify(down, gw.bearer_enabled).await.and_then(|i| {
+        match gw.admitted_anywhere(&i.caller.identity) {
+            Ok(()) => Ok(i),
+            Err(denied) => Err(denied.into()),
+        }
+    });
+    let (caller, set_cookie) = match admitted {
         Ok(i) => (i.caller, i.set_cookie),
         Err(f) => return f.answer(false, START),
     };
