@@ -20,21 +20,27 @@
 //!   problem and its key path ([`config::file`], [`config::validate`]),
 //!   secrets from a file or the environment (one loader) ▶ the
 //!   typed [`config::Config`].
-//! - [`state`]: what the server keeps (revocations, and room for
-//!   notification ids, names, refresh bookkeeping) behind one seam,
-//!   [`state::Store`], with one shared test suite: a crash-safe
+//! - [`state`]: what the server keeps (revoked sessions and users,
+//!   notification ids seen, relay email statuses, the name Apple sent once
+//!   and each session's refresh token, both sealed by their owners) behind
+//!   one seam, [`state::Store`], with one shared test suite: a crash-safe
 //!   single-file database by default, memory when asked. Never on the
 //!   per-request path.
-//! - [`session`]: the sealed session cookie, the login-state cookie of the
-//!   round trip, the revocation set and the users whose relay email is
-//!   off (in-memory views of the store, written through), the session cache, the one cookie parser
-//!   ([`session::cookie_pairs`]). Knows nothing of Apple.
-//! - [`apple`]: the ES256 client secret, Apple's keys, id_token checks and
-//!   the one conversion of verified claims into an `Identity`
-//!   ([`apple::IdToken::identity`]), the code exchange, Apple's
-//!   server-to-server notifications verified and decoded
-//!   ([`apple::notification`]); [`apple::AppleError`]
-//!   keeps the cause of a failed call. Knows nothing of HTTP serving.
+//! - [`session`]: the sealed session cookie and its lifetime (absolute,
+//!   idle, due for re-issue or re-validation: [`session::Lifetime`]), the
+//!   login-state cookie of the round trip, the revocation set and the users
+//!   whose relay email is off (in-memory views of the store, written
+//!   through), the remembered names and refresh tokens (sealed in the
+//!   store), the single flight of re-validations, the session cache, the
+//!   one cookie parser ([`session::cookie_pairs`]). Knows nothing of Apple.
+//! - [`apple`]: the ES256 client secret, Apple's keys (refreshed in the
+//!   background by their `max-age`, the last good set kept), id_token
+//!   checks and the one conversion of verified claims into an `Identity`
+//!   ([`apple::IdToken::identity`]), the token endpoint (code exchange,
+//!   refresh-token checks, the `check --online` probe) and revocation,
+//!   Apple's server-to-server notifications verified and decoded
+//!   ([`apple::notification`]); [`apple::AppleError`] keeps the cause of a
+//!   failed call. Knows nothing of HTTP serving.
 //! - [`policy`]: who may pass, decided on an `Identity`, and only here.
 //! - [`proxy`]: the pingora phases in `mod.rs`, top-down as a request's
 //!   life; [`proxy::gateway`] the state and the decision (authenticate,
