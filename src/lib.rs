@@ -86,6 +86,7 @@
 //! The authenticated path does no network I/O and no public-key crypto.
 
 pub mod apple;
+pub mod assertion;
 pub mod canonical;
 pub mod clock;
 pub mod config;
@@ -93,6 +94,7 @@ pub mod demo;
 pub mod dev;
 pub mod edge;
 pub mod emulator;
+pub mod es256;
 pub mod html;
 pub mod httpd;
 pub mod identity;

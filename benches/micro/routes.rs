@@ -25,6 +25,7 @@ fn routes() -> Vec<config::Route> {
             auth: AuthMode::Required,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(60),
+            assertion: false,
         })
         .collect()
 }

@@ -13,9 +13,10 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes`, `log`, each with its mirror, its typed struct and its checks.
+//! `routes`, `log`, `assertion`, each with its mirror, its typed struct and its checks.
 
 mod apple;
+mod assertion;
 mod duration;
 pub mod file;
 mod log;
@@ -35,6 +36,7 @@ pub use apple::{
     Apple, APPLE_BASE_URL, DEFAULT_NOTIFICATIONS_PATH, ENV_APPLE_PRIVATE_KEY,
     MAX_CLIENT_SECRET_LIFETIME,
 };
+pub use assertion::{Assertion, ENV_ASSERTION_KEY, ENV_ASSERTION_PREVIOUS_KEY};
 pub use duration::parse_duration;
 pub use log::{Log, LogFormat};
 pub use policy::Policy;
@@ -57,6 +59,8 @@ pub struct Config {
     pub policy: Policy,
     pub routes: Vec<Route>,
     pub log: Log,
+    /// The key and lifetime of the identity assertions sent upstream.
+    pub assertion: Assertion,
     /// Things that work but that an operator should hear about (`check` prints them).
     pub warnings: Vec<String>,
 }

@@ -37,6 +37,8 @@ pub struct Route {
     pub auth: AuthMode,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// Whether the upstream gets a signed `X-Applegate-Assertion`.
+    pub assertion: bool,
 }
 
 /// A resolved upstream.
@@ -62,6 +64,7 @@ struct RouteSection {
     read_timeout: Option<DurationText>,
     /// Overrides `server.encoded_slashes` for this route.
     encoded_slashes: Option<EncodedSlashes>,
+    assertion: Option<bool>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -168,6 +171,14 @@ fn route(
         );
         return None;
     };
+    let auth = r.auth.unwrap_or(AuthMode::Required);
+    let assertion = r.assertion.unwrap_or(false);
+    if assertion && auth == AuthMode::Public {
+        v.problem(
+            format!("{key}.assertion"),
+            "a public route has no signed-in user to assert; remove it or set auth = \"required\" or \"bearer\"",
+        );
+    }
     let upstream = upstream(v, &url, &format!("{key}.upstream"))?;
     if v.problem_count() > problems_before {
         return None;
@@ -178,9 +189,10 @@ fn route(
         path,
         encoded_slashes: r.encoded_slashes.unwrap_or(slashes),
         upstream,
-        auth: r.auth.unwrap_or(AuthMode::Required),
+        auth,
         connect_timeout: DurationText::or(r.connect_timeout, Duration::from_secs(5)),
         read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
+        assertion,
     })
 }
 

@@ -60,6 +60,9 @@ pub struct Ctx {
     /// Whether the caller's relay email is switched off (looked up per
     /// request: the caller's headers are cached, this can change).
     pub email_disabled: bool,
+    /// The signed identity assertion for the upstream, when the route
+    /// asks for one (cached per caller and route, see `crate::assertion`).
+    pub assertion: Option<http::HeaderValue>,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
@@ -80,6 +83,7 @@ impl Ctx {
             route: None,
             caller: None,
             email_disabled: false,
+            assertion: None,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,

@@ -207,6 +207,7 @@ mod tests {
             auth,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
+            assertion: false,
         }
     }
 
