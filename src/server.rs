@@ -117,8 +117,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     server.bootstrap();
     // Fails closed: a store that cannot be opened stops the start.
     let store = state::open(&config.state).map_err(StartError::State)?;
-    let assertions =
-        Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
+    let assertions = Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
     let disabled_emails = Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
     let gateway = Gateway::new(

@@ -164,7 +164,10 @@ fn generated(
     for (old, row) in rows.iter().filter(|(_, r)| r.until > now) {
         if row.until == KEPT_WHILE_SIGNING {
             // Signed until now: kept until what it signed has expired.
-            let kept = KeptKey { until, ..row.clone() };
+            let kept = KeptKey {
+                until,
+                ..row.clone()
+            };
             store.keep_signing_key(old, &kept)?;
         }
         retired.extend(open(old, row));

@@ -143,9 +143,9 @@ impl Assertions {
         let keys = self.keys.as_ref()?;
         let id = &caller.identity;
         let now = self.clock.now();
-        let key =
-            self.hasher
-                .hash_one((id.sub.as_str(), id.session_id(), id.issued_at(), route));
+        let key = self
+            .hasher
+            .hash_one((id.sub.as_str(), id.session_id(), id.issued_at(), route));
         if let Some(s) = self.cache.get(&key) {
             let fresh = now >= s.iat && now < s.iat + (s.exp - s.iat) / 2;
             if fresh && s.identity == *id && s.audience == *audience {

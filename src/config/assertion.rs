@@ -93,10 +93,7 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Assertion {
     if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&lifetime) {
         v.problem(
             "assertion.lifetime",
-            format!(
-                "expected between 30s and 1h, found {}s",
-                lifetime.as_secs()
-            ),
+            format!("expected between 30s and 1h, found {}s", lifetime.as_secs()),
         );
     }
     let rotate_after = DurationText::or(a.rotate_after, DEFAULT_ROTATE_AFTER);

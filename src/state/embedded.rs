@@ -32,8 +32,7 @@ const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
 const REFRESH: TableDefinition<&str, (&str, &[u8], u64, u64)> = TableDefinition::new("refresh");
 
 /// `kid` ▶ (sealed assertion signing key, created at, kept until).
-const SIGNING_KEYS: TableDefinition<&str, (&[u8], u64, u64)> =
-    TableDefinition::new("signing_keys");
+const SIGNING_KEYS: TableDefinition<&str, (&[u8], u64, u64)> = TableDefinition::new("signing_keys");
 
 /// redb's page cache; its default (1 GiB) is sized for databases far
 /// larger than a revocation list.

@@ -87,7 +87,9 @@ fn signing_keys(s: &dyn Store) {
     );
     let retired = key(b"k1", NOW + 300);
     assert!(s.keep_signing_key("k1", &retired).unwrap(), "keys: retired");
-    assert!(s.keep_signing_key("k2", &key(b"k2", KEPT_WHILE_SIGNING)).unwrap());
+    assert!(s
+        .keep_signing_key("k2", &key(b"k2", KEPT_WHILE_SIGNING))
+        .unwrap());
     let mut all = s.signing_keys().unwrap();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(

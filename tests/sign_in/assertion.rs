@@ -107,28 +107,57 @@ async fn upstreams_get_an_assertion_that_verifies_with_the_jwks() {
     let keys = jwks(&stack).await;
     let jwk = &keys["keys"][0];
     assert_eq!(keys["keys"].as_array().unwrap().len(), 1, "{keys}");
-    for (k, v) in [("kty", "EC"), ("crv", "P-256"), ("alg", "ES256"), ("use", "sig")] {
+    for (k, v) in [
+        ("kty", "EC"),
+        ("crv", "P-256"),
+        ("alg", "ES256"),
+        ("use", "sig"),
+    ] {
         assert_eq!(jwk[k], v, "{jwk}");
     }
     assert!(jwk.get("d").is_none(), "no private part: {jwk}");
 
-    let jwt = assertion_at(&mut b, &stack, "/signed/x", &[]).await.unwrap();
+    let jwt = assertion_at(&mut b, &stack, "/signed/x", &[])
+        .await
+        .unwrap();
     let claims = verify(&jwt, &keys, &stack.url, "localhost").unwrap();
-    assert_eq!(decode_header(&jwt).unwrap().kid.as_ref(), jwk["kid"].as_str().map(String::from).as_ref());
+    assert_eq!(
+        decode_header(&jwt).unwrap().kid.as_ref(),
+        jwk["kid"].as_str().map(String::from).as_ref()
+    );
     let echo = b.get(&stack.at("/signed/x"), Nav::Api).await.json();
     assert_eq!(claims["sub"].as_str(), header(&echo, "x-auth-request-user"));
     assert_eq!(claims["email"], "jane@example.com");
     assert_eq!(claims["email_verified"], true);
     assert_eq!(claims["is_private_email"], false);
     assert_eq!(claims["name"], "Jane Appleseed");
-    assert!(claims["jti"].as_str().is_some_and(|j| j.len() >= 16), "{claims}");
-    let (iat, exp) = (claims["iat"].as_u64().unwrap(), claims["exp"].as_u64().unwrap());
+    assert!(
+        claims["jti"].as_str().is_some_and(|j| j.len() >= 16),
+        "{claims}"
+    );
+    let (iat, exp) = (
+        claims["iat"].as_u64().unwrap(),
+        claims["exp"].as_u64().unwrap(),
+    );
     assert_eq!(exp - iat, 300, "{claims}");
 
-    assert_eq!(assertion_at(&mut b, &stack, "/plain", &[]).await, None, "a route that does not ask");
-    let spoofs = [("X-Applegate-Assertion", "forged"), ("x_applegate_assertion", "forged")];
-    assert_eq!(assertion_at(&mut b, &stack, "/plain", &spoofs).await, None, "client copies stripped");
-    let ours = assertion_at(&mut b, &stack, "/signed/x", &spoofs).await.unwrap();
+    assert_eq!(
+        assertion_at(&mut b, &stack, "/plain", &[]).await,
+        None,
+        "a route that does not ask"
+    );
+    let spoofs = [
+        ("X-Applegate-Assertion", "forged"),
+        ("x_applegate_assertion", "forged"),
+    ];
+    assert_eq!(
+        assertion_at(&mut b, &stack, "/plain", &spoofs).await,
+        None,
+        "client copies stripped"
+    );
+    let ours = assertion_at(&mut b, &stack, "/signed/x", &spoofs)
+        .await
+        .unwrap();
     assert_eq!(ours, jwt, "only the gateway's, the cached one");
 
     let host = [("Host", "app.example.test")];
@@ -150,9 +179,16 @@ async fn assertions_are_reused_until_half_life_then_signed_again() {
     let mut b = Browser::new();
     stack.sign_in(&mut b, "jane@example.com").await;
     let first = assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap();
-    assert_eq!(assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap(), first);
+    assert_eq!(
+        assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap(),
+        first
+    );
     clock.advance(149);
-    assert_eq!(assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap(), first, "within half-life");
+    assert_eq!(
+        assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap(),
+        first,
+        "within half-life"
+    );
     clock.advance(1);
     let second = assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap();
     assert_ne!(second, first, "signed again at half-life");
@@ -161,18 +197,35 @@ async fn assertions_are_reused_until_half_life_then_signed_again() {
         verify(&second, &keys, &stack.url, "localhost").unwrap(),
     );
     assert_ne!(c1["jti"], c2["jti"]);
-    assert_eq!(c2["iat"].as_u64().unwrap(), c1["iat"].as_u64().unwrap() + 150);
+    assert_eq!(
+        c2["iat"].as_u64().unwrap(),
+        c1["iat"].as_u64().unwrap() + 150
+    );
 
     let token = native_token(&stack, clock.now());
     let bearer = [("Authorization", format!("Bearer {token}"))];
     let bearer: Vec<(&str, &str)> = bearer.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut api = Browser::new();
-    let a1 = assertion_at(&mut api, &stack, "/api/x", &bearer).await.unwrap();
+    let a1 = assertion_at(&mut api, &stack, "/api/x", &bearer)
+        .await
+        .unwrap();
     let claims = verify(&a1, &keys, &stack.url, "localhost").unwrap();
-    assert_eq!(claims["sub"], "001234.0123456789abcdef0123456789abcdef.0042");
+    assert_eq!(
+        claims["sub"],
+        "001234.0123456789abcdef0123456789abcdef.0042"
+    );
     assert_eq!(claims["is_private_email"], true);
-    assert!(claims.get("name").is_none(), "no name: none is sent, {claims}");
-    assert_eq!(assertion_at(&mut api, &stack, "/api/y", &bearer).await.unwrap(), a1, "cached per token");
+    assert!(
+        claims.get("name").is_none(),
+        "no name: none is sent, {claims}"
+    );
+    assert_eq!(
+        assertion_at(&mut api, &stack, "/api/y", &bearer)
+            .await
+            .unwrap(),
+        a1,
+        "cached per token"
+    );
 }
 
 /// A temporary directory, removed when dropped.
@@ -180,7 +233,11 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new(tag: &str) -> Dir {
-        let p = std::env::temp_dir().join(format!("applegate-assert-{tag}-{}-{}", std::process::id(), rand::random::<u32>()));
+        let p = std::env::temp_dir().join(format!(
+            "applegate-assert-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
         std::fs::create_dir_all(&p).unwrap();
         Dir(p)
     }
@@ -198,7 +255,10 @@ impl Drop for Dir {
 #[tokio::test]
 async fn a_generated_key_survives_a_restart() {
     let dir = Dir::new("restart");
-    let state = format!("[state]\npath = \"{}\"\n", dir.0.join("applegate.state").display());
+    let state = format!(
+        "[state]\npath = \"{}\"\n",
+        dir.0.join("applegate.state").display()
+    );
     let kid = |keys: &Value| keys["keys"][0]["kid"].as_str().unwrap().to_string();
     let first = Stack::with(options(applegate::clock::system(), &state));
     let before = kid(&jwks(&first).await);
@@ -235,9 +295,15 @@ async fn a_key_file_signs_and_the_previous_key_is_published() {
     let stack = Stack::with(options(applegate::clock::system(), &extra));
     let keys = jwks(&stack).await;
     let kid = applegate::es256::thumbprint(key.verifying_key());
-    assert_eq!(keys["keys"][0], applegate::es256::jwk(key.verifying_key(), &kid));
+    assert_eq!(
+        keys["keys"][0],
+        applegate::es256::jwk(key.verifying_key(), &kid)
+    );
     let old = applegate::es256::thumbprint(previous.verifying_key());
-    assert_eq!(keys["keys"][1], applegate::es256::jwk(previous.verifying_key(), &old));
+    assert_eq!(
+        keys["keys"][1],
+        applegate::es256::jwk(previous.verifying_key(), &old)
+    );
     let mut b = Browser::new();
     stack.sign_in(&mut b, "jane@example.com").await;
     let jwt = assertion_at(&mut b, &stack, "/signed", &[]).await.unwrap();
