@@ -7,7 +7,7 @@
 //!
 //! # Layout
 //!
-//! Leaves (they import nothing of the crate): [`identity`] (the one
+//! Leaves (they import nothing of the crate): [`es256`], [`identity`] (the one
 //! `Identity`: `sub`, email, verified, private relay, name, and the proof,
 //! session or bearer; the strict email parser; the identity headers built
 //! once), [`canonical`] (the one canonical path and host, parsed once; what
@@ -42,6 +42,11 @@
 //!   ([`apple::notification`]); [`apple::AppleError`] keeps the cause of a
 //!   failed call. Knows nothing of HTTP serving.
 //! - [`policy`]: who may pass, decided on an `Identity`, and only here.
+//! - [`assertion`]: the signed identity assertion (`X-Applegate-Assertion`,
+//!   ES256 by the one signer, [`es256`], a leaf shared with the client
+//!   secret) a route may send upstream, cached per caller and route and
+//!   re-signed at half-life; its keys (a file, or generated and kept sealed
+//!   in the store) and the JWKS published at `/.well-known/applegate/jwks.json`.
 //! - [`proxy`]: the pingora phases in `mod.rs`, top-down as a request's
 //!   life; [`proxy::gateway`] the state and the decision (authenticate,
 //!   identify, admit); [`proxy::endpoints`] one file per `/oauth2/*`
@@ -103,6 +108,7 @@
 //! Apple.
 
 pub mod apple;
+pub mod assertion;
 pub mod canonical;
 pub mod clock;
 pub mod config;
@@ -110,6 +116,7 @@ pub mod demo;
 pub mod dev;
 pub mod edge;
 pub mod emulator;
+pub mod es256;
 pub mod html;
 pub mod httpd;
 pub mod identity;

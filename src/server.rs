@@ -20,6 +20,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::assertion::Assertions;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::proxy::error::Chain;
@@ -127,10 +128,17 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     server.bootstrap();
     // Fails closed: a store that cannot be opened stops the start.
     let store = state::open(&config.state).map_err(StartError::State)?;
+    let assertions = Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
     let disabled_emails = Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
-    let gateway = Gateway::new(config, clock.clone(), revocations.clone(), disabled_emails)
-        .map_err(StartError::Apple)?;
+    let gateway = Gateway::new(
+        config,
+        clock.clone(),
+        revocations.clone(),
+        disabled_emails,
+        assertions,
+    )
+    .map_err(StartError::Apple)?;
     let upkeep = Upkeep {
         revocations,
         apple: gateway.apple.clone(),

@@ -27,6 +27,7 @@ fn routes() -> Vec<config::Route> {
             upstream_http2: false,
             read_timeout: Duration::from_secs(60),
             policy: None,
+            assertion: false,
         })
         .collect()
 }

@@ -5,6 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use applegate::assertion::Assertions;
 use applegate::clock::ManualClock;
 use applegate::config;
 use applegate::kit;
@@ -29,11 +30,15 @@ fn gateway() -> Gateway {
         session: SECRET.into(),
     };
     let cfg = kit::config(&toml, &secrets).unwrap();
+    let clock = ManualClock::at(1_700_000_100);
+    let store = applegate::state::Memory::default();
+    let assertions = Assertions::load(&cfg, &store, clock.clone()).unwrap();
     Gateway::new(
         &cfg,
-        ManualClock::at(1_700_000_100),
+        clock,
         Arc::new(Revocations::in_memory()),
         Arc::new(DisabledEmails::in_memory()),
+        assertions,
     )
     .unwrap()
 }

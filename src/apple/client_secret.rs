@@ -11,9 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+use p256::ecdsa::SigningKey;
 use serde::Serialize;
 
 use crate::clock::SharedClock;
@@ -100,15 +98,14 @@ impl ClientSecret {
         minted.jwt
     }
 
-    /// Mints a fresh secret issued at `iat`.
+    /// Mints a fresh secret issued at `iat`, signed by the one ES256
+    /// signer ([`crate::es256::sign`], which says why not jsonwebtoken's).
     ///
-    /// Assembled here rather than by `jsonwebtoken::encode` (issue #8 tried
-    /// it): its ES256 signer takes the key as PKCS#8 bytes and re-parses
-    /// it, deriving the public key again, on every signature. That JWT
-    /// verified at the strict emulator, but a mint took 435 µs against
-    /// 244 µs here (benches/micro/apple.rs, `client_secret/mint_every_time`,
-    /// +51..+81% at 95%), beyond noise. Both produce the same bytes (RFC
-    /// 6979 signatures are deterministic), which a test below checks.
+    /// Issue #8 tried `jsonwebtoken::encode` here: that JWT verified at the
+    /// strict emulator, but a mint took 435 µs against 244 µs
+    /// (benches/micro/apple.rs, `client_secret/mint_every_time`, +51..+81%
+    /// at 95%), beyond noise. Both produce the same bytes (RFC 6979
+    /// signatures are deterministic), which a test below checks.
     pub fn mint(&self, iat: u64) -> String {
         let header = Header {
             alg: "ES256",
@@ -121,15 +118,7 @@ impl ClientSecret {
             aud: &self.audience,
             sub: &self.services_id,
         };
-        // Serializing these plain structs cannot fail.
-        let header = serde_json::to_vec(&header).expect("header serializes");
-        let claims = serde_json::to_vec(&claims).expect("claims serialize");
-        let mut jwt = format!("{}.{}", B64.encode(header), B64.encode(claims));
-        let sig: Signature = self.key.expose().sign(jwt.as_bytes());
-        // to_bytes() is the fixed 64-byte r‖s form JOSE requires.
-        jwt.push('.');
-        jwt.push_str(&B64.encode(sig.to_bytes()));
-        jwt
+        crate::es256::sign(self.key.expose(), &header, &claims)
     }
 }
 
@@ -137,7 +126,10 @@ impl ClientSecret {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
     use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::Signature;
 
     /// A minter with a fresh key, and that key.
     fn minter(clock: SharedClock) -> (ClientSecret, SigningKey) {

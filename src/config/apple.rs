@@ -4,7 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use p256::pkcs8::DecodePrivateKey;
 use serde::Deserialize;
 
 use crate::secret::Secret;
@@ -255,14 +254,10 @@ fn private_key(
         missing: &format!("missing; expected the path of the AuthKey_<KeyID>.p8 file from Apple (or its PEM text in {ENV_APPLE_PRIVATE_KEY})"),
     };
     let loaded = secrets::load(v, &wanted, file)?;
-    match p256::ecdsa::SigningKey::from_pkcs8_pem(loaded.text.expose().trim()) {
-        Ok(k) => Some(Secret::new(k)),
-        Err(_) => {
-            v.problem(
-                wanted.key,
-                format!("{} is not a P-256 private key in PKCS#8 PEM (the .p8 file Apple lets you download once, starting with \"-----BEGIN PRIVATE KEY-----\")", loaded.source),
-            );
-            None
-        }
-    }
+    secrets::p256_key(
+        v,
+        wanted.key,
+        &loaded,
+        "the .p8 file Apple lets you download once, starting with \"-----BEGIN PRIVATE KEY-----\"",
+    )
 }

@@ -13,9 +13,10 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes`, `log` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
+//! `routes`, `log`, `assertion` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
 
 mod apple;
+mod assertion;
 mod duration;
 pub mod file;
 mod log;
@@ -36,6 +37,7 @@ pub use apple::{
     Apple, APPLE_BASE_URL, DEFAULT_NOTIFICATIONS_PATH, ENV_APPLE_PRIVATE_KEY,
     MAX_CLIENT_SECRET_LIFETIME,
 };
+pub use assertion::{Assertion, ENV_ASSERTION_KEY, ENV_ASSERTION_PREVIOUS_KEY};
 pub use duration::parse_duration;
 pub use log::{Log, LogFormat};
 pub use policy::Policy;
@@ -59,6 +61,8 @@ pub struct Config {
     pub policy: Policy,
     pub routes: Vec<Route>,
     pub log: Log,
+    /// The key and lifetime of the identity assertions sent upstream.
+    pub assertion: Assertion,
     /// Things that work but that an operator should hear about (`check` prints them).
     pub warnings: Vec<String>,
 }

@@ -44,6 +44,8 @@ pub struct Route {
     /// The route's effective policy when it names policy keys of its own
     /// (each replaces `[policy]`'s key of that name); `None`: `[policy]`.
     pub policy: Option<Policy>,
+    /// Whether the upstream gets a signed `X-Applegate-Assertion`.
+    pub assertion: bool,
 }
 
 /// A resolved upstream.
@@ -76,6 +78,7 @@ struct RouteSection {
     allowed_email_domains: Option<Vec<String>>,
     allowed_subs: Option<Vec<String>>,
     allow_private_relay: Option<bool>,
+    assertion: Option<bool>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -193,6 +196,14 @@ fn route(
         );
         return None;
     };
+    let auth = r.auth.unwrap_or(AuthMode::Required);
+    let assertion = r.assertion.unwrap_or(false);
+    if assertion && auth == AuthMode::Public {
+        v.problem(
+            format!("{key}.assertion"),
+            "a public route has no signed-in user to assert; remove it or set auth = \"required\" or \"bearer\"",
+        );
+    }
     let upstream = upstream(v, &url, &format!("{key}.upstream"))?;
     if v.problem_count() > problems_before {
         return None;
@@ -208,6 +219,7 @@ fn route(
         read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
         upstream_http2: r.upstream_http2.unwrap_or(false),
         policy,
+        assertion,
     })
 }
 

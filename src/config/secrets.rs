@@ -6,6 +6,8 @@
 //! which one is used. Messages name the file or the variable, never the
 //! secret itself.
 
+use p256::pkcs8::DecodePrivateKey;
+
 use crate::secret::Secret;
 
 use super::validate::Validator;
@@ -68,6 +70,30 @@ pub(super) fn load(
         }),
         (None, None) => {
             v.problem(wanted.key, wanted.missing);
+            None
+        }
+    }
+}
+
+/// `loaded` as a P-256 private key in PKCS#8 PEM (Apple's `.p8`, the
+/// assertion key); otherwise a problem under `key` naming the file or
+/// variable (never its text) and, in `hint`, what the right one looks like.
+pub(super) fn p256_key(
+    v: &mut Validator<'_>,
+    key: &str,
+    loaded: &Loaded,
+    hint: &str,
+) -> Option<Secret<p256::ecdsa::SigningKey>> {
+    match p256::ecdsa::SigningKey::from_pkcs8_pem(loaded.text.expose().trim()) {
+        Ok(k) => Some(Secret::new(k)),
+        Err(_) => {
+            v.problem(
+                key,
+                format!(
+                    "{} is not a P-256 private key in PKCS#8 PEM ({hint})",
+                    loaded.source
+                ),
+            );
             None
         }
     }

@@ -63,6 +63,9 @@ pub struct Ctx {
     /// The renewed session cookie for the response, when the session was
     /// due one (see [`super::gateway::Identified`]).
     pub set_cookie: Option<String>,
+    /// The signed identity assertion for the upstream, when the route
+    /// asks for one (cached per caller and route, see `crate::assertion`).
+    pub assertion: Option<http::HeaderValue>,
     pub outcome: Outcome,
     /// What makes the upstream request carry the canonical target.
     pub rewrite: Rewrite,
@@ -84,6 +87,7 @@ impl Ctx {
             caller: None,
             email_disabled: false,
             set_cookie: None,
+            assertion: None,
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,

@@ -20,6 +20,7 @@ use super::revalidate::revalidate;
 use super::route::Routes;
 use super::target::Target;
 use crate::apple::{self, BearerCache};
+use crate::assertion::Assertions;
 use crate::canonical::PathRefused;
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
@@ -63,6 +64,8 @@ pub struct Gateway {
     /// Where Apple POSTs server-to-server notifications.
     pub notifications_path: String,
     pub bearer: BearerCache,
+    /// The signed identity assertions routes ask for (`assertion = true`).
+    pub assertions: Assertions,
     /// Whether any route takes bearer tokens; if none does, no endpoint
     /// accepts one either.
     pub bearer_enabled: bool,
@@ -85,6 +88,7 @@ impl Gateway {
         clock: SharedClock,
         revocations: Arc<Revocations>,
         disabled_emails: Arc<DisabledEmails>,
+        assertions: Assertions,
     ) -> Result<Self, apple::AppleError> {
         let apple = apple::Client::new(
             &config.apple,
@@ -115,6 +119,7 @@ impl Gateway {
             max_callback_body: config.server.max_callback_body,
             notifications_path: config.apple.notifications_path.clone(),
             bearer: BearerCache::with_byte_budget(apple::bearer::DEFAULT_BYTE_BUDGET),
+            assertions,
             bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
             limits: SignInLimits::new(&config.rate_limit),
@@ -265,6 +270,7 @@ impl Gateway {
             Ok(Identified { caller, set_cookie }) => {
                 ctx.outcome = Outcome::Authenticated;
                 ctx.email_disabled = self.disabled_emails.is_disabled(&caller.identity.sub);
+                ctx.assertion = self.assertions.for_route(route.index, &caller);
                 ctx.caller = Some(caller);
                 ctx.set_cookie = set_cookie;
                 return None;

@@ -234,6 +234,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             upstream_http2: false,
             read_timeout: Duration::from_secs(1),
+            assertion: false,
             policy: None,
         }
     }

@@ -3,7 +3,8 @@
 //! From the client's request the upstream gets: the canonical target and
 //! host ([`Rewrite`]), the gateway's forwarding headers
 //! ([`forwarded`]), the `Cookie` header without the gateway's own
-//! cookies, and the identity headers of an authenticated request.
+//! cookies, and the identity headers of an authenticated request (with
+//! the signed assertion, on a route that asks for one).
 //!
 //! Pingora's `RequestHeader` keeps two maps (values, and names in the case
 //! the client wrote them) and parses a name on each insert. Building the
@@ -24,8 +25,8 @@ use super::forwarded::{self, Hop, TrustedProxies};
 use crate::{identity, session};
 
 /// Room for what [`prepare`] adds: six forwarding headers, eight identity
-/// headers, `Host` and `Cookie`.
-const ADDED: usize = 17;
+/// headers and the assertion, `Host` and `Cookie`.
+const ADDED: usize = 18;
 
 /// Turns the request pingora is about to send upstream (a copy of the
 /// client's) into the one the upstream must get.
@@ -77,6 +78,9 @@ fn build(
         if ctx.email_disabled {
             let h = identity::headers::email_disabled();
             headers.insert(h.key, h.value);
+        }
+        if let Some(assertion) = &ctx.assertion {
+            headers.insert(crate::assertion::HEADER, assertion.clone());
         }
     }
     Ok(())

@@ -163,7 +163,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
-    use crate::state::{EmailStatus, Refresh, Revoked};
+    use crate::state::{EmailStatus, KeptKey, Refresh, Revoked};
 
     fn session(id: &str, sub: &str, issued_at: u64) -> Identity {
         Identity {
@@ -243,6 +243,12 @@ mod tests {
         }
         fn forget_refresh(&self, id: &str) -> Result<bool, StoreError> {
             self.call(|m| m.forget_refresh(id))
+        }
+        fn signing_keys(&self) -> Result<Vec<(String, KeptKey)>, StoreError> {
+            self.inner.signing_keys()
+        }
+        fn keep_signing_key(&self, kid: &str, k: &KeptKey) -> Result<bool, StoreError> {
+            self.call(|m| m.keep_signing_key(kid, k))
         }
         fn sweep(&self, now: u64) -> Result<usize, StoreError> {
             self.inner.sweep(now)

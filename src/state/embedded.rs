@@ -16,7 +16,7 @@ use redb::{
 
 use std::collections::HashMap;
 
-use super::{EmailStatus, Refresh, Revoked, Store, StoreError, SubRevocation};
+use super::{EmailStatus, KeptKey, Refresh, Revoked, Store, StoreError, SubRevocation};
 
 /// Session id ▶ when it would have expired.
 const SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
@@ -30,6 +30,9 @@ const EMAILS: TableDefinition<&str, (bool, u64)> = TableDefinition::new("email_s
 const NAMES: TableDefinition<&str, &[u8]> = TableDefinition::new("names");
 /// Session id ▶ (`sub`, sealed refresh token, checked at, kept until).
 const REFRESH: TableDefinition<&str, (&str, &[u8], u64, u64)> = TableDefinition::new("refresh");
+
+/// `kid` ▶ (sealed assertion signing key, created at, kept until).
+const SIGNING_KEYS: TableDefinition<&str, (&[u8], u64, u64)> = TableDefinition::new("signing_keys");
 
 /// redb's page cache; its default (1 GiB) is sized for databases far
 /// larger than a revocation list.
@@ -78,6 +81,7 @@ impl Embedded {
             txn.open_table(NAMES)?;
             txn.open_table(EMAILS)?;
             txn.open_table(REFRESH)?;
+            txn.open_table(SIGNING_KEYS)?;
             Ok(((), true))
         })?;
         Ok(store)
@@ -285,12 +289,41 @@ impl Store for Embedded {
         })
     }
 
+    fn signing_keys(&self) -> Result<Vec<(String, KeptKey)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut all = Vec::new();
+        for row in txn.open_table(SIGNING_KEYS)?.iter()? {
+            let (kid, v) = row?;
+            let (sealed, created_at, until) = v.value();
+            let key = KeptKey {
+                sealed: sealed.to_vec(),
+                created_at,
+                until,
+            };
+            all.push((kid.value().to_string(), key));
+        }
+        Ok(all)
+    }
+
+    fn keep_signing_key(&self, kid: &str, key: &KeptKey) -> Result<bool, StoreError> {
+        let row = (key.sealed.as_slice(), key.created_at, key.until);
+        self.write(|txn| {
+            let mut t = txn.open_table(SIGNING_KEYS)?;
+            let same = t.get(kid)?.is_some_and(|held| held.value() == row);
+            if !same {
+                t.insert(kid, row)?;
+            }
+            Ok((!same, !same))
+        })
+    }
+
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         self.write(|txn| {
             let n = Self::sweep_table(txn, SESSIONS, now, |exp| exp)?
                 + Self::sweep_table(txn, SUBS, now, |(_, until)| until)?
                 + Self::sweep_table(txn, NOTIFICATIONS, now, |until| until)?
-                + Self::sweep_table(txn, REFRESH, now, |(_, _, _, until)| until)?;
+                + Self::sweep_table(txn, REFRESH, now, |(_, _, _, until)| until)?
+                + Self::sweep_table(txn, SIGNING_KEYS, now, |(_, _, until)| until)?;
             Ok((n, n > 0))
         })
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{EmailStatus, Refresh, Revoked, Store, StoreError, SubRevocation};
+use super::{EmailStatus, KeptKey, Refresh, Revoked, Store, StoreError, SubRevocation};
 
 /// A store in maps.
 #[derive(Default)]
@@ -22,6 +22,7 @@ struct Tables {
     names: HashMap<String, Vec<u8>>,
     emails: HashMap<String, EmailStatus>,
     refresh: HashMap<String, Refresh>,
+    signing_keys: HashMap<String, KeptKey>,
 }
 
 impl Memory {
@@ -135,6 +136,23 @@ impl Store for Memory {
         Ok(self.tables().refresh.remove(id).is_some())
     }
 
+    fn signing_keys(&self) -> Result<Vec<(String, KeptKey)>, StoreError> {
+        let t = self.tables();
+        Ok(t.signing_keys
+            .iter()
+            .map(|(kid, k)| (kid.clone(), k.clone()))
+            .collect())
+    }
+
+    fn keep_signing_key(&self, kid: &str, key: &KeptKey) -> Result<bool, StoreError> {
+        let kept = &mut self.tables().signing_keys;
+        if kept.get(kid) == Some(key) {
+            return Ok(false);
+        }
+        kept.insert(kid.to_string(), key.clone());
+        Ok(true)
+    }
+
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
         let mut t = self.tables();
         let count = |t: &Tables| {
@@ -142,12 +160,14 @@ impl Store for Memory {
                 + t.revoked.subs.len()
                 + t.notifications.len()
                 + t.refresh.len()
+                + t.signing_keys.len()
         };
         let before = count(&t);
         t.revoked.sessions.retain(|_, exp| *exp > now);
         t.revoked.subs.retain(|_, r| r.until > now);
         t.notifications.retain(|_, until| *until > now);
         t.refresh.retain(|_, r| r.until > now);
+        t.signing_keys.retain(|_, k| k.until > now);
         Ok(before - count(&t))
     }
 }

@@ -7,7 +7,10 @@
 //! (sealed by the caller: personal data), and whether a user switched mail
 //! to their private relay address off (Apple's `email-disabled`), and per
 //! session Apple's refresh token (sealed by the caller: a credential) with
-//! when Apple last confirmed it, for re-validation and revoke-at-Apple.
+//! when Apple last confirmed it, for re-validation and revoke-at-Apple;
+//! and the key the gateway generated to sign identity assertions to
+//! upstreams (sealed by the caller: a private key), with a replaced one
+//! until what it signed has expired.
 //!
 //! Two backends: [`Embedded`], a crash-safe single-file database (the
 //! default: durable with no configuration), and [`Memory`] (only when asked:
@@ -88,6 +91,21 @@ pub struct Refresh {
     pub until: u64,
 }
 
+/// A key the gateway generated to sign identity assertions
+/// (`crate::assertion`): sealed by the caller (a private key is never
+/// stored in the clear), when it was made, and until when it is kept
+/// ([`KEPT_WHILE_SIGNING`] while it signs; once replaced, until the last
+/// assertion it signed has expired, then it is swept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptKey {
+    pub sealed: Vec<u8>,
+    pub created_at: u64,
+    pub until: u64,
+}
+
+/// [`KeptKey::until`] of the key that signs: never swept.
+pub const KEPT_WHILE_SIGNING: u64 = u64::MAX;
+
 /// The revocations in force: what the per-request view starts with.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Revoked {
@@ -130,6 +148,11 @@ pub trait Store: Send + Sync {
     fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError>;
     /// Forgets session `id`'s refresh token.
     fn forget_refresh(&self, id: &str) -> Result<bool, StoreError>;
+    /// Every assertion signing key kept (and not yet swept), by `kid`.
+    fn signing_keys(&self) -> Result<Vec<(String, KeptKey)>, StoreError>;
+    /// Keeps `key` under `kid`, replacing what was kept; `false` when the
+    /// same was kept already.
+    fn keep_signing_key(&self, kid: &str, key: &KeptKey) -> Result<bool, StoreError>;
     /// Drops every entry expired at `now`; how many.
     fn sweep(&self, now: u64) -> Result<usize, StoreError>;
 }

@@ -5,7 +5,7 @@
 //! [`check`] takes a constructor of fresh, empty stores; [`check_durable`]
 //! one that opens the same place each time, for backends that keep.
 
-use super::{EmailStatus, Refresh, Store, SubRevocation};
+use super::{EmailStatus, KeptKey, Refresh, Store, SubRevocation, KEPT_WHILE_SIGNING};
 
 const NOW: u64 = 1_000;
 
@@ -18,6 +18,7 @@ pub fn check(fresh: &dyn Fn() -> Box<dyn Store>) {
     names(&*fresh());
     emails(&*fresh());
     refresh(&*fresh());
+    signing_keys(&*fresh());
     sweep(&*fresh());
 }
 
@@ -32,6 +33,8 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         s.remember_name("u1", b"sealed").unwrap();
         s.record_email_status("u1", email(true, 5)).unwrap();
         s.keep_refresh("s1", &kept("u1", b"r", NOW, NOW + 10))
+            .unwrap();
+        s.keep_signing_key("k1", &key(b"sealed", KEPT_WHILE_SIGNING))
             .unwrap();
     }
     let s = open();
@@ -56,6 +59,45 @@ pub fn check_durable(open: &dyn Fn() -> Box<dyn Store>) {
         s.refresh("s1").unwrap(),
         Some(kept("u1", b"r", NOW, NOW + 10)),
         "durable: refresh tokens"
+    );
+    assert_eq!(
+        s.signing_keys().unwrap(),
+        vec![("k1".to_string(), key(b"sealed", KEPT_WHILE_SIGNING))],
+        "durable: signing keys"
+    );
+}
+
+fn key(sealed: &[u8], until: u64) -> KeptKey {
+    KeptKey {
+        sealed: sealed.to_vec(),
+        created_at: NOW,
+        until,
+    }
+}
+
+/// Signing keys are kept by `kid`; a replaced one is kept with its new
+/// `until` (the same row again writes nothing).
+fn signing_keys(s: &dyn Store) {
+    assert!(s.signing_keys().unwrap().is_empty(), "keys: fresh store");
+    let signing = key(b"k1", KEPT_WHILE_SIGNING);
+    assert!(s.keep_signing_key("k1", &signing).unwrap());
+    assert!(
+        !s.keep_signing_key("k1", &signing).unwrap(),
+        "keys: the same again"
+    );
+    let retired = key(b"k1", NOW + 300);
+    assert!(s.keep_signing_key("k1", &retired).unwrap(), "keys: retired");
+    assert!(s
+        .keep_signing_key("k2", &key(b"k2", KEPT_WHILE_SIGNING))
+        .unwrap());
+    let mut all = s.signing_keys().unwrap();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        all,
+        vec![
+            ("k1".to_string(), retired),
+            ("k2".to_string(), key(b"k2", KEPT_WHILE_SIGNING))
+        ]
     );
 }
 
@@ -235,7 +277,10 @@ fn sweep(s: &dyn Store) {
         .unwrap();
     s.keep_refresh("live", &kept("u-live", b"r", NOW - 9, NOW + 1))
         .unwrap();
-    assert_eq!(s.sweep(NOW).unwrap(), 4, "sweep: four expired");
+    s.keep_signing_key("k-old", &key(b"o", NOW)).unwrap();
+    s.keep_signing_key("k-live", &key(b"l", KEPT_WHILE_SIGNING))
+        .unwrap();
+    assert_eq!(s.sweep(NOW).unwrap(), 5, "sweep: five expired");
     assert_eq!(s.sweep(NOW).unwrap(), 0, "sweep: nothing more");
     let r = s.revoked(0).unwrap();
     assert_eq!(
@@ -257,4 +302,6 @@ fn sweep(s: &dyn Store) {
     assert_eq!(s.email_statuses().unwrap().len(), 1, "sweep: statuses kept");
     assert_eq!(s.refresh("old").unwrap(), None, "sweep: refresh dropped");
     assert!(s.refresh("live").unwrap().is_some(), "sweep: refresh kept");
+    let keys: Vec<String> = s.signing_keys().unwrap().into_iter().map(|k| k.0).collect();
+    assert_eq!(keys, ["k-live"], "sweep: the signing key kept");
 }

@@ -46,6 +46,16 @@ upstream = "ftp://127.0.0.1:21"
 [[routes]]
 upstream = "http://127.0.0.1:3000/app"
 
+[[routes]]
+path = "/open"
+auth = "public"
+assertion = true
+upstream = "http://127.0.0.1:3000"
+
+[assertion]
+key_file = "weak.key"
+lifetime = "2h"
+
 [extras]
 x = 1
 "#,
@@ -73,6 +83,10 @@ x = 1
         "routes[0].upstream: expected an http:// or https:// URL",
         "routes[1].upstream: expected scheme, host and port only",
         "extras: unknown section",
+        "assertion.key_file: \"",
+        "weak.key\" is not a P-256 private key in PKCS#8 PEM",
+        "assertion.lifetime: expected between 30s and 1h, found 7200s",
+        "routes[2].assertion: a public route has no signed-in user to assert",
     ] {
         assert!(
             stderr.contains(expected),

@@ -2,6 +2,7 @@
 //! the demo upstream, over real sockets. One test crate
 //! (`cargo test --test sign_in`) in a few files, by topic.
 
+mod assertion;
 mod callback;
 #[path = "../common/mod.rs"]
 mod common;

@@ -12,12 +12,15 @@
 //! - `POST /oauth2/apple/notifications` (`apple.notifications_path`):
 //!   Apple's server-to-server notifications; 200 once acted on, 400 for
 //!   anything that is not a verified notification.
+//! - `GET /.well-known/applegate/jwks.json`: the public keys that verify
+//!   the signed identity assertions sent upstream (`crate::assertion`).
 //!
 //! Paths and behaviour follow oauth2-proxy so existing links keep working.
 
 mod body;
 mod callback;
 mod forward_auth;
+mod jwks;
 mod notifications;
 mod origin;
 pub mod paths;
@@ -64,6 +67,8 @@ pub async fn serve(
         Endpoint::UserInfo => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),
         Endpoint::Notifications if is_post => notifications::notifications(gw, down).await,
         Endpoint::Notifications => refuse(Failure::MethodNotAllowed("POST"), false),
+        Endpoint::Jwks if is_get => jwks::jwks(gw),
+        Endpoint::Jwks => refuse(Failure::MethodNotAllowed("GET, HEAD"), false),
         Endpoint::Auth => forward_auth::forward_auth(gw, down, ctx).await,
         Endpoint::Unknown => refuse(Failure::NotFound, true),
     }

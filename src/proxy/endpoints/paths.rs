@@ -19,13 +19,15 @@ pub enum Endpoint {
     Auth,
     /// Apple's server-to-server notifications (`apple.notifications_path`).
     Notifications,
+    /// The keys that verify `X-Applegate-Assertion` (a JWKS).
+    Jwks,
     /// Under `/oauth2/` but none of the above.
     Unknown,
 }
 
 impl Endpoint {
-    /// The endpoint a canonical path names, if it is under `/oauth2` or
-    /// is `notifications` (the configured notifications path).
+    /// The endpoint a canonical path names, if it is under `/oauth2`, is
+    /// `notifications` (the configured notifications path) or the JWKS.
     pub fn of(path: &str, notifications: &str) -> Option<Endpoint> {
         Some(match path {
             p if p == notifications => Endpoint::Notifications,
@@ -35,6 +37,7 @@ impl Endpoint {
             "/oauth2/revoke" => Endpoint::Revoke,
             "/oauth2/userinfo" => Endpoint::UserInfo,
             "/oauth2/auth" => Endpoint::Auth,
+            crate::assertion::JWKS_PATH => Endpoint::Jwks,
             p if p == "/oauth2" || p.starts_with("/oauth2/") => Endpoint::Unknown,
             _ => return None,
         })
