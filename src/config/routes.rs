@@ -2,14 +2,14 @@
 //! authenticates.
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::duration::DurationText;
 use super::server::EncodedSlashes;
-use super::validate::{http_url, Validator};
+use super::upstream::{self, Balance, UpstreamKeys, UpstreamText, Upstreams};
+use super::validate::Validator;
 
 /// How a route authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -33,7 +33,8 @@ pub struct Route {
     pub port: Option<u16>,
     pub path: String,
     pub encoded_slashes: EncodedSlashes,
-    pub upstream: Upstream,
+    /// One URL or a pool ([`Upstreams`]).
+    pub upstream: Upstreams,
     pub auth: AuthMode,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -42,24 +43,13 @@ pub struct Route {
     pub upstream_http2: bool,
 }
 
-/// A resolved upstream.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// As written, for messages.
-    pub url: String,
-    pub addr: SocketAddr,
-    pub tls: bool,
-    /// SNI and certificate name for https upstreams.
-    pub sni: String,
-}
-
 /// One `[[routes]]` entry as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteSection {
     host: Option<String>,
     path: Option<String>,
-    upstream: Option<String>,
+    upstream: Option<UpstreamText>,
     auth: Option<AuthMode>,
     connect_timeout: Option<DurationText>,
     read_timeout: Option<DurationText>,
@@ -67,6 +57,14 @@ struct RouteSection {
     encoded_slashes: Option<EncodedSlashes>,
     /// HTTP/2 to the upstream (default false: HTTP/1.1).
     upstream_http2: Option<bool>,
+
+    /// A pool's choice of backend (default round robin).
+    balance: Option<Balance>,
+    /// How long a backend that failed to connect is skipped.
+    upstream_fail_timeout: Option<DurationText>,
+    /// The active health check's path, and how often it runs.
+    health_check: Option<String>,
+    health_check_interval: Option<DurationText>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -166,14 +164,14 @@ fn route(
             }
         },
     };
-    let Some(url) = r.upstream else {
-        v.problem(
-            format!("{key}.upstream"),
-            "missing; expected the app's URL, e.g. \"http://127.0.0.1:3000\"",
-        );
-        return None;
+    let keys = UpstreamKeys {
+        upstream: r.upstream,
+        balance: r.balance,
+        upstream_fail_timeout: r.upstream_fail_timeout,
+        health_check: r.health_check,
+        health_check_interval: r.health_check_interval,
     };
-    let upstream = upstream(v, &url, &format!("{key}.upstream"))?;
+    let upstream = upstream::read(v, keys, key)?;
     if v.problem_count() > problems_before {
         return None;
     }
@@ -188,51 +186,4 @@ fn route(
         read_timeout: DurationText::or(r.read_timeout, Duration::from_secs(60)),
         upstream_http2: r.upstream_http2.unwrap_or(false),
     })
-}
-
-fn upstream(v: &mut Validator<'_>, text: &str, key: &str) -> Option<Upstream> {
-    let Some(url) = http_url(text) else {
-        v.problem(
-                key,
-            format!("expected an http:// or https:// URL such as \"http://127.0.0.1:3000\", found {text:?}"),
-        );
-        return None;
-    };
-    if url.path() != "/" || url.query().is_some() {
-        v.problem(
-            key,
-            format!("expected scheme, host and port only (requests keep their own path), found {text:?}"),
-        );
-        return None;
-    }
-    let tls = url.scheme() == "https";
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
-    // Resolved once here: pingora's HttpPeer::new does a blocking lookup
-    // and panics on failure, so peers are built from addresses at start.
-    match (host.as_str(), port)
-        .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
-        Ok(Some(addr)) => Some(Upstream {
-            url: text.to_string(),
-            addr,
-            tls,
-            sni: host,
-        }),
-        Ok(None) => {
-            v.problem(key, format!("{host:?} resolves to no address"));
-            None
-        }
-        Err(e) => {
-            v.problem(key, format!("cannot resolve {host:?}: {e}"));
-            None
-        }
-    }
 }

@@ -15,10 +15,11 @@
 //! and ASCII case kept or folded (Express, ASP.NET and IIS route without
 //! case); each is matched, and the strictest route any of them hits wins.
 
-use pingora::upstreams::peer::HttpPeer;
+use std::sync::Arc;
 
 use crate::canonical::{CanonicalHost, CanonicalPath};
 use crate::config::{self, AuthMode, EncodedSlashes};
+use crate::pool::Pool;
 
 /// A compiled route.
 pub struct Route {
@@ -30,8 +31,8 @@ pub struct Route {
     pub auth: AuthMode,
     /// Whether paths with `%2F` or `%5C` may pass on this route.
     pub encoded_slashes: EncodedSlashes,
-    /// Built once at start from the resolved address; cloned per request.
-    pub peer: HttpPeer,
+    /// Its upstream (one URL or several), built once at start.
+    pub pool: Arc<Pool>,
 }
 
 /// All routes, grouped by host.
@@ -66,22 +67,13 @@ impl Routes {
         let mut any_host = Vec::new();
         let mut all = Vec::new();
         for (index, r) in routes.iter().enumerate() {
-            let mut peer = HttpPeer::new(r.upstream.addr, r.upstream.tls, r.upstream.sni.clone());
-            peer.options.connection_timeout = Some(r.connect_timeout);
-            peer.options.read_timeout = Some(r.read_timeout);
-            peer.options.write_timeout = Some(r.read_timeout);
-            if r.upstream_http2 {
-                // h2 only: offered by ALPN over TLS; over plain TCP pingora
-                // speaks h2c with prior knowledge, as no ALPN can ask.
-                peer.options.alpn = pingora::protocols::ALPN::H2;
-            }
             all.push(Route {
                 index,
                 path: r.path.clone(),
                 port: r.port,
                 auth: r.auth,
                 encoded_slashes: r.encoded_slashes,
-                peer,
+                pool: Arc::new(Pool::new(r)),
             });
             match &r.host {
                 Some(h) => by_host.entry(h.clone()).or_default().push(index),
@@ -107,6 +99,11 @@ impl Routes {
             upper_in_prefixes,
             port_routes: routes.iter().any(|r| r.port.is_some()),
         }
+    }
+
+    /// Every route's pool, for their background upkeep.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.all.iter().map(|r| r.pool.clone()).collect()
     }
 
     /// The route at `index` (as returned in [`Route::index`]).
@@ -187,7 +184,7 @@ pub fn path_matches(prefix: &str, path: &str, fold: bool) -> bool {
 mod tests {
     use super::*;
     use crate::canonical::{host, path};
-    use crate::config::Upstream;
+    use crate::config::Upstreams;
     use std::time::Duration;
 
     fn route(host: Option<&str>, path: &str, auth: AuthMode) -> config::Route {
@@ -203,12 +200,7 @@ mod tests {
             port,
             path: path.into(),
             encoded_slashes: EncodedSlashes::Reject,
-            upstream: Upstream {
-                url: "http://127.0.0.1:1".into(),
-                addr: "127.0.0.1:1".parse().unwrap(),
-                tls: false,
-                sni: String::new(),
-            },
+            upstream: Upstreams::at("127.0.0.1:1".parse().unwrap()),
             auth,
             connect_timeout: Duration::from_secs(1),
             upstream_http2: false,

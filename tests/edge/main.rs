@@ -1,7 +1,7 @@
 //! The edge, over real sockets: forwarding headers, head limits, the
 //! connection cap, pipelining, our own error pages, cookies the upstream
-//! may not set, sign-in rate limits, cross-site sign-out, and the same
-//! decision at `/oauth2/userinfo` as everywhere. One test crate
+//! may not set, sign-in rate limits, cross-site sign-out, the same
+//! decision at `/oauth2/userinfo` as everywhere, and upstream pools. One test crate
 //! (`cargo test --test edge`) in a few files, by topic.
 
 #[path = "../common/mod.rs"]
@@ -10,6 +10,7 @@ mod cookies;
 mod decision;
 mod forwarding;
 mod limits;
+mod pools;
 mod rate_limits;
 
 use common::raw::{self, Recorder};
