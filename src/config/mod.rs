@@ -43,7 +43,7 @@ pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use routes::{AuthMode, Route};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
-pub use session::{Revalidate, SameSite, Session, ENV_SESSION_SECRET};
+pub use session::{RedirectHost, Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{State, DEFAULT_STATE_FILE};
 pub use tls::Tls;
 pub use upstream::{Balance, HealthCheck, Upstream, Upstreams};

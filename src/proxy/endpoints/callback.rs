@@ -132,7 +132,7 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
         (None, Err(e)) => Err(Failure::Login(e)),
         (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now)
             .await
-            .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
+            .map(|set| Response::redirect(303, login.return_to.clone()).cookie(set)),
     };
     let resp = result.unwrap_or_else(|f| f.answer(true, &again));
     resp.cookie_if(clear)
