@@ -56,8 +56,10 @@ pub(super) fn return_to(gw: &Gateway, down: &Downstream) -> Option<String> {
         .and_then(|rd| safe_return(&gw.public.origin, &gw.redirect_hosts, &rd))
 }
 
-/// `rd` as an absolute URL a sign-in or sign-out may send the browser
-/// to, or `None` if it could lead anywhere else. The one check of `rd`.
+/// `rd` as a place a sign-in or sign-out may send the browser to (a path
+/// on our origin, or an absolute URL on a listed host: itself a valid
+/// `rd`, see [`location`]), or `None` if it could lead anywhere else. The
+/// one check of `rd`.
 ///
 /// A local path: it must start with one `/` (not `//` or `/\`, which
 /// browsers read as another host), carry no backslash, whitespace or
@@ -101,7 +103,17 @@ pub fn safe_return(origin: &str, hosts: &[RedirectHost], rd: &str) -> Option<Str
     let full = joined.as_str();
     let path = full.get(base.origin().ascii_serialization().len()..)?;
     let local = path.starts_with('/') && !path.starts_with("//") && !path.starts_with("/\\");
-    (local && path.len() <= MAX_RETURN_PATH).then(|| full.to_string())
+    (local && path.len() <= MAX_RETURN_PATH).then(|| path.to_string())
+}
+
+/// The `Location` for a return target of [`safe_return`]: a path is made
+/// absolute on our origin, a URL is kept.
+pub(super) fn location(origin: &str, target: &str) -> String {
+    if target.starts_with('/') {
+        format!("{origin}{target}")
+    } else {
+        target.to_string()
+    }
 }
 
 /// The absolute `rd` of [`safe_return`], if it names a listed host.
@@ -159,14 +171,8 @@ mod tests {
     #[test]
     fn return_paths_stay_on_our_origin() {
         let p = |rd| safe_return(O, &[], rd);
-        assert_eq!(
-            p("/a/b?c=d").as_deref(),
-            Some("https://app.example.com/a/b?c=d")
-        );
-        assert_eq!(
-            p("/caf\u{e9}").as_deref(),
-            Some("https://app.example.com/caf%C3%A9")
-        );
+        assert_eq!(p("/a/b?c=d").as_deref(), Some("/a/b?c=d"));
+        assert_eq!(p("/caf\u{e9}").as_deref(), Some("/caf%C3%A9"));
         for bad in [
             "https://evil.example",
             "https://app.example.com/x",

@@ -4,7 +4,7 @@
 use pingora::proxy::Session as Downstream;
 
 use super::origin::is_cross_site;
-use super::paths::return_to;
+use super::paths::{location, return_to};
 use super::revoke::{revoke_at_apple, AtApple};
 use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, Gateway};
@@ -50,7 +50,7 @@ pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
         }
     }
     let resp = match return_to(gw, down) {
-        Some(url) => Response::redirect(302, url),
+        Some(to) => Response::redirect(302, location(&gw.public.origin, &to)),
         None => Response::page(
             200,
             "Signed out",

@@ -13,7 +13,7 @@ pub fn start(gw: &Gateway, down: &Downstream) -> Response {
     let return_to = rd
         .as_deref()
         .and_then(|rd| safe_return(&gw.public.origin, &gw.redirect_hosts, rd))
-        .unwrap_or_else(|| format!("{}/", gw.public.origin));
+        .unwrap_or_else(|| "/".to_string());
     let (login, set_cookies) = gw
         .login
         .begin(return_to, gw.clock.now(), cookie_headers(down));
