@@ -54,6 +54,10 @@
 //!   [`proxy::upstream`] (the request the upstream gets, built in one map),
 //!   [`proxy::rate_limit`]; [`proxy::error`] the one place an outcome
 //!   becomes a response (HTML for browsers, JSON for APIs).
+//! - [`pool`]: a route's upstreams (one URL or several): the backend each
+//!   try goes to (round robin or least connections, lock-free), backends
+//!   skipped after a failed connect or health check, names resolved again
+//!   in the background ([`pool::upkeep`]).
 //! - [`server`]: config ▶ a running pingora server; [`redirect`] the
 //!   plain-HTTP listener that redirects to https (`server.redirect_http`),
 //!   [`reload`] the `[server.tls]` certificate read again on SIGHUP or
@@ -62,7 +66,7 @@
 //!   free ports" behind `applegate dev`, the tests and the benchmarks;
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
-//! Dependencies point one way: `server ▶ {edge, proxy} ▶ {policy, session,
+//! Dependencies point one way: `server ▶ {edge, proxy} ▶ {policy, pool, session,
 //! apple} ▶ {state ▶ config} ▶ {identity, canonical, secret}`; `kit ▶ {server,
 //! emulator, demo}`. Nothing below `proxy` imports it.
 //!
@@ -98,7 +102,9 @@
 //! 5. `upstream_request_filter` builds the upstream's request
 //!    ([`proxy::upstream`]): the canonical target and host, the forwarding
 //!    headers, the gateway's cookies removed, the identity headers set;
-//!    pingora forwards to the route's prebuilt peer.
+//!    pingora forwards to a backend of the route's pool ([`pool::Pool::pick`]);
+//!    one that cannot be connected to is skipped and the request tried on
+//!    another (`fail_to_connect`).
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
 //!    then adds the renewed session cookie, if any.
 //! 7. `logging` writes one access event (never a query, cookie or token).
@@ -122,6 +128,7 @@ pub mod httpd;
 pub mod identity;
 pub mod kit;
 pub mod policy;
+pub mod pool;
 pub mod proxy;
 pub mod redirect;
 pub mod reload;

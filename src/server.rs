@@ -144,6 +144,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         apple: gateway.apple.clone(),
         clock,
     };
+    let pools = crate::pool::upkeep::Upkeep::of(gateway.routes.pools());
     let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
     let limits = crate::edge::Limits {
         keepalive_timeout: config.server.keepalive_timeout,
@@ -184,6 +185,9 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         server.add_service(redirect);
     }
     server.add_service(background_service("upkeep", upkeep));
+    if let Some(pools) = pools {
+        server.add_service(background_service("upstream pools", pools));
+    }
     Ok(server)
 }
 

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use applegate::canonical;
-use applegate::config::{self, AuthMode, Upstream};
+use applegate::config::{self, AuthMode, Upstreams};
 use applegate::proxy::route::{path_matches, Routes};
 use criterion::Criterion;
 
@@ -14,12 +14,7 @@ fn routes() -> Vec<config::Route> {
         .map(|i| config::Route {
             host: (i % 4 == 0).then(|| format!("tenant{i}.example.com")),
             path: format!("/service{i}/{}", if i % 2 == 0 { "api/" } else { "" }),
-            upstream: Upstream {
-                url: "http://127.0.0.1:3000".into(),
-                addr: "127.0.0.1:3000".parse().unwrap(),
-                tls: false,
-                sni: String::new(),
-            },
+            upstream: Upstreams::at("127.0.0.1:3000".parse().unwrap()),
             port: None,
             encoded_slashes: applegate::config::EncodedSlashes::Reject,
             auth: AuthMode::Required,

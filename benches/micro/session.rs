@@ -48,6 +48,7 @@ fn session_config() -> config::Session {
         keys: Secret::new(vec![cookie::Key::derive_from(SECRET.as_bytes())]),
         cookie_name: "__Host-applegate".into(),
         cookie_domain: None,
+        redirect_hosts: Vec::new(),
         lifetime: Duration::from_secs(7 * 86_400),
         idle_timeout: Duration::from_secs(86_400),
         revalidate: None,

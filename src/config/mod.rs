@@ -13,7 +13,7 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes`, `log`, `assertion` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
+//! `routes` (with `upstream`, a route's URL or pool), `log`, `assertion` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
 
 mod apple;
 mod assertion;
@@ -28,6 +28,7 @@ mod server;
 mod session;
 mod state;
 pub mod tls;
+pub mod upstream;
 pub mod validate;
 
 use std::fmt;
@@ -42,11 +43,12 @@ pub use duration::parse_duration;
 pub use log::{Log, LogFormat};
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
-pub use routes::{AuthMode, Route, Upstream};
+pub use routes::{AuthMode, Route};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
-pub use session::{Revalidate, SameSite, Session, ENV_SESSION_SECRET};
+pub use session::{RedirectHost, Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{State, DEFAULT_STATE_FILE};
 pub use tls::Tls;
+pub use upstream::{Balance, HealthCheck, Upstream, Upstreams};
 pub use validate::Problem;
 
 /// Everything the gateway needs, validated.

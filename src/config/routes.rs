@@ -2,7 +2,6 @@
 //! authenticates.
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,7 +9,8 @@ use serde::Deserialize;
 use super::duration::DurationText;
 use super::policy::{self, Policy, RouteKeys};
 use super::server::EncodedSlashes;
-use super::validate::{http_url, Validator};
+use super::upstream::{self, Balance, UpstreamKeys, UpstreamText, Upstreams};
+use super::validate::Validator;
 
 /// How a route authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -34,7 +34,8 @@ pub struct Route {
     pub port: Option<u16>,
     pub path: String,
     pub encoded_slashes: EncodedSlashes,
-    pub upstream: Upstream,
+    /// One URL or a pool ([`Upstreams`]).
+    pub upstream: Upstreams,
     pub auth: AuthMode,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -48,24 +49,13 @@ pub struct Route {
     pub assertion: bool,
 }
 
-/// A resolved upstream.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    /// As written, for messages.
-    pub url: String,
-    pub addr: SocketAddr,
-    pub tls: bool,
-    /// SNI and certificate name for https upstreams.
-    pub sni: String,
-}
-
 /// One `[[routes]]` entry as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RouteSection {
     host: Option<String>,
     path: Option<String>,
-    upstream: Option<String>,
+    upstream: Option<UpstreamText>,
     auth: Option<AuthMode>,
     connect_timeout: Option<DurationText>,
     read_timeout: Option<DurationText>,
@@ -79,6 +69,14 @@ struct RouteSection {
     allowed_subs: Option<Vec<String>>,
     allow_private_relay: Option<bool>,
     assertion: Option<bool>,
+
+    /// A pool's choice of backend (default round robin).
+    balance: Option<Balance>,
+    /// How long a backend that failed to connect is skipped.
+    upstream_fail_timeout: Option<DurationText>,
+    /// The active health check's path, and how often it runs.
+    health_check: Option<String>,
+    health_check_interval: Option<DurationText>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -189,14 +187,13 @@ fn route(
             }
         },
     };
-    let Some(url) = r.upstream else {
-        v.problem(
-            format!("{key}.upstream"),
-            "missing; expected the app's URL, e.g. \"http://127.0.0.1:3000\"",
-        );
-        return None;
+    let keys = UpstreamKeys {
+        upstream: r.upstream,
+        balance: r.balance,
+        upstream_fail_timeout: r.upstream_fail_timeout,
+        health_check: r.health_check,
+        health_check_interval: r.health_check_interval,
     };
-    let auth = r.auth.unwrap_or(AuthMode::Required);
     let assertion = r.assertion.unwrap_or(false);
     if assertion && auth == AuthMode::Public {
         v.problem(
@@ -204,7 +201,7 @@ fn route(
             "a public route has no signed-in user to assert; remove it or set auth = \"required\" or \"bearer\"",
         );
     }
-    let upstream = upstream(v, &url, &format!("{key}.upstream"))?;
+    let upstream = upstream::read(v, keys, key)?;
     if v.problem_count() > problems_before {
         return None;
     }
@@ -221,51 +218,4 @@ fn route(
         policy,
         assertion,
     })
-}
-
-fn upstream(v: &mut Validator<'_>, text: &str, key: &str) -> Option<Upstream> {
-    let Some(url) = http_url(text) else {
-        v.problem(
-                key,
-            format!("expected an http:// or https:// URL such as \"http://127.0.0.1:3000\", found {text:?}"),
-        );
-        return None;
-    };
-    if url.path() != "/" || url.query().is_some() {
-        v.problem(
-            key,
-            format!("expected scheme, host and port only (requests keep their own path), found {text:?}"),
-        );
-        return None;
-    }
-    let tls = url.scheme() == "https";
-    let host = url
-        .host_str()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = url
-        .port_or_known_default()
-        .unwrap_or(if tls { 443 } else { 80 });
-    // Resolved once here: pingora's HttpPeer::new does a blocking lookup
-    // and panics on failure, so peers are built from addresses at start.
-    match (host.as_str(), port)
-        .to_socket_addrs()
-        .map(|mut a| a.next())
-    {
-        Ok(Some(addr)) => Some(Upstream {
-            url: text.to_string(),
-            addr,
-            tls,
-            sni: host,
-        }),
-        Ok(None) => {
-            v.problem(key, format!("{host:?} resolves to no address"));
-            None
-        }
-        Err(e) => {
-            v.problem(key, format!("cannot resolve {host:?}: {e}"));
-            None
-        }
-    }
 }

@@ -21,6 +21,9 @@ pub struct Session {
     pub keys: Secret<Vec<cookie::Key>>,
     pub cookie_name: String,
     pub cookie_domain: Option<String>,
+    /// Other hosts a sign-in or sign-out may return to (`rd`), all within
+    /// `cookie_domain`.
+    pub redirect_hosts: Vec<RedirectHost>,
     /// The absolute cap: a session ends this long after sign-in, used or not.
     pub lifetime: Duration,
     /// A session unused this long ends (at most `lifetime`).
@@ -37,6 +40,18 @@ pub struct Session {
     /// control; `false` from every config file.
     #[doc(hidden)]
     pub login_cookie_lax: bool,
+}
+
+/// One `session.redirect_hosts` entry: a host name (and port), or a
+/// `.suffix` for any subdomain of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectHost {
+    /// Lower case, without the leading dot of a suffix, without port.
+    pub name: String,
+    /// Whether any subdomain of `name` matches (not `name` itself).
+    pub suffix: bool,
+    /// The port, `None` for the public URL scheme's default port.
+    pub port: Option<u16>,
 }
 
 /// `session.revalidate` and `session.revalidate_grace`.
@@ -68,6 +83,7 @@ struct SessionSection {
     secret_file: Option<String>,
     cookie_name: Option<String>,
     cookie_domain: Option<String>,
+    redirect_hosts: Option<Vec<String>>,
     lifetime: Option<DurationText>,
     idle_timeout: Option<DurationText>,
     revalidate: Option<DurationText>,
@@ -128,6 +144,7 @@ pub(super) fn read(
             );
         }
     }
+    let redirect_hosts = redirect_hosts(v, s.redirect_hosts, cookie_domain.as_deref(), public_url);
     let lifetime = DurationText::or(s.lifetime, Duration::from_secs(7 * 86_400));
     if lifetime < Duration::from_secs(60) {
         v.problem("session.lifetime", "expected at least \"1m\"");
@@ -145,6 +162,7 @@ pub(super) fn read(
         keys: keys?,
         cookie_name,
         cookie_domain,
+        redirect_hosts,
         lifetime,
         idle_timeout,
         revalidate,
@@ -153,6 +171,70 @@ pub(super) fn read(
         secure,
         login_cookie_lax: false,
     })
+}
+
+/// `session.redirect_hosts`: host names with an optional port, or
+/// `.suffix`; each within `cookie_domain`, which they need (else the
+/// session cookie would not reach them, and the user would land signed
+/// out). IP literals are refused: a cookie domain is a name.
+fn redirect_hosts(
+    v: &mut Validator<'_>,
+    list: Option<Vec<String>>,
+    domain: Option<&str>,
+    public_url: Option<&PublicUrl>,
+) -> Vec<RedirectHost> {
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let Some(domain) = domain else {
+        v.problem(
+            "session.redirect_hosts",
+            "needs session.cookie_domain (the domain these hosts share), or the session cookie would not reach them",
+        );
+        return Vec::new();
+    };
+    let default_port = if public_url.is_some_and(|u| u.https) {
+        443
+    } else {
+        80
+    };
+    let mut hosts = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        let key = format!("session.redirect_hosts[{i}]");
+        let (suffix, rest) = match text.strip_prefix('.') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        let written = rest.split(':').next().unwrap_or_default();
+        let host = crate::canonical::host::parse(rest.as_bytes())
+            .ok()
+            .filter(|c| {
+                c.name.eq_ignore_ascii_case(written)
+                    && c.name.parse::<std::net::IpAddr>().is_err()
+                    && !c.name.starts_with('[')
+            });
+        let Some(host) = host else {
+            v.problem(
+                &key,
+                format!("expected a host name with an optional port (\"app.example.com\", \"admin.example.com:8443\") or \".example.com\" for any subdomain, found {text:?}"),
+            );
+            continue;
+        };
+        let name = host.name.into_owned();
+        if name != domain && !name.ends_with(&format!(".{domain}")) {
+            v.problem(
+                &key,
+                format!("{text:?} is not within session.cookie_domain {domain:?}, so the session cookie would not reach it"),
+            );
+            continue;
+        }
+        hosts.push(RedirectHost {
+            name,
+            suffix,
+            port: host.port.filter(|p| *p != default_port),
+        });
+    }
+    hosts
 }
 
 /// `session.idle_timeout`: 24 hours by default (someone who uses the app

@@ -338,4 +338,38 @@ mod tests {
             );
         }
     }
+
+    /// `session.redirect_hosts` needs `cookie_domain` and names only
+    /// hosts within it; a pool keeps one scheme; each problem has its key.
+    #[test]
+    fn redirect_hosts_and_pools_are_checked() {
+        let found = problems("[session]\nredirect_hosts = [\"app.example.com\"]\n");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("session.redirect_hosts: needs session.cookie_domain")),
+            "{found:#?}"
+        );
+        let found = problems(
+            "[session]\ncookie_domain = \"example.com\"\nredirect_hosts = [\"app.example.com\", \"evil.com\", \"https://x.example.com\", \"127.0.0.1\", \".example.com\", \"a.example.com.\"]\n\
+             [[routes]]\nupstream = [\"http://127.0.0.1:1\", \"https://127.0.0.1:2\"]\n\
+             [[routes]]\npath = \"/b\"\nupstream = []\n",
+        );
+        for expected in [
+            "session.redirect_hosts[1]: \"evil.com\" is not within session.cookie_domain",
+            "session.redirect_hosts[2]: expected a host name",
+            "session.redirect_hosts[3]: expected a host name",
+            "session.redirect_hosts[5]: expected a host name",
+            "routes[0].upstream: mixes http:// and https://",
+            "routes[1].upstream: empty list",
+        ] {
+            assert!(
+                found.iter().any(|p| p.starts_with(expected)),
+                "missing {expected:?} in {found:#?}"
+            );
+        }
+        for fine in ["redirect_hosts[0]", "redirect_hosts[4]"] {
+            assert!(!found.iter().any(|p| p.contains(fine)), "{found:#?}");
+        }
+    }
 }

@@ -55,6 +55,8 @@ pub struct Ctx {
     pub started: Instant,
     /// Index into the routes of the matched route.
     pub route: Option<usize>,
+    /// The backends of the route's pool this request tried.
+    pub attempt: crate::pool::Attempt,
     /// Who makes an authenticated request, for header injection.
     pub caller: Option<Arc<Caller>>,
     /// Whether the caller's relay email is switched off (looked up per
@@ -84,6 +86,7 @@ impl Ctx {
             id,
             started: Instant::now(),
             route: None,
+            attempt: Default::default(),
             caller: None,
             email_disabled: false,
             set_cookie: None,

@@ -40,6 +40,8 @@ const ID_TOKEN_LIFETIME: u64 = 86_400;
 /// read-only by all requests.
 pub struct Gateway {
     pub public: PublicUrl,
+    /// Other hosts `rd` may name (`session.redirect_hosts`).
+    pub redirect_hosts: Vec<crate::config::RedirectHost>,
     pub apple: Arc<apple::Client>,
     pub session_cookie: SessionCookie,
     pub login: LoginCookie,
@@ -98,6 +100,7 @@ impl Gateway {
         let policy = Arc::new(Policy::new(&config.policy));
         Ok(Gateway {
             public: config.server.public_url.clone(),
+            redirect_hosts: config.session.redirect_hosts.clone(),
             apple: Arc::new(apple),
             session_cookie: SessionCookie::new(&config.session),
             login: LoginCookie::new(&config.session),

@@ -97,8 +97,9 @@ impl ProxyHttp for Gateway {
         .await
     }
 
-    /// In this phase the gateway hands pingora the matched route's peer,
-    /// built once at start.
+    /// In this phase the gateway hands pingora a backend of the matched
+    /// route's pool ([`crate::pool`]), one it has not tried for this
+    /// request yet.
     async fn upstream_peer(
         &self,
         _down: &mut Downstream,
@@ -108,7 +109,26 @@ impl ProxyHttp for Gateway {
             .route
             .and_then(|i| self.routes.get(i))
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route chosen"))?;
-        Ok(Box::new(route.peer.clone()))
+        route.pool.pick(&mut ctx.attempt).ok_or_else(|| {
+            Error::explain(ErrorType::ConnectNoRoute, "every upstream tried").into_up()
+        })
+    }
+
+    /// In this phase (a connect to the upstream failed, so nothing was
+    /// sent) the gateway skips that backend for a while and retries the
+    /// request on another of the pool, if one is left; by default pingora
+    /// decides by the error alone.
+    fn fail_to_connect(
+        &self,
+        _down: &mut Downstream,
+        peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(route) = ctx.route.and_then(|i| self.routes.get(i)) {
+            e.set_retry(route.pool.failed(peer, &ctx.attempt));
+        }
+        e
     }
 
     /// In this phase the gateway builds the request the upstream gets:

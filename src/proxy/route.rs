@@ -17,11 +17,10 @@
 
 use std::sync::Arc;
 
-use pingora::upstreams::peer::HttpPeer;
-
 use crate::canonical::{CanonicalHost, CanonicalPath};
 use crate::config::{self, AuthMode, EncodedSlashes};
 use crate::policy::Policy;
+use crate::pool::Pool;
 
 /// A compiled route.
 pub struct Route {
@@ -33,8 +32,8 @@ pub struct Route {
     pub auth: AuthMode,
     /// Whether paths with `%2F` or `%5C` may pass on this route.
     pub encoded_slashes: EncodedSlashes,
-    /// Built once at start from the resolved address; cloned per request.
-    pub peer: HttpPeer,
+    /// Its upstream (one URL or several), built once at start.
+    pub pool: Arc<Pool>,
     /// Who may pass: the route's own policy, or the global one shared
     /// (compiled once at start, so the request path only follows a
     /// pointer).
@@ -74,22 +73,13 @@ impl Routes {
         let mut any_host = Vec::new();
         let mut all = Vec::new();
         for (index, r) in routes.iter().enumerate() {
-            let mut peer = HttpPeer::new(r.upstream.addr, r.upstream.tls, r.upstream.sni.clone());
-            peer.options.connection_timeout = Some(r.connect_timeout);
-            peer.options.read_timeout = Some(r.read_timeout);
-            peer.options.write_timeout = Some(r.read_timeout);
-            if r.upstream_http2 {
-                // h2 only: offered by ALPN over TLS; over plain TCP pingora
-                // speaks h2c with prior knowledge, as no ALPN can ask.
-                peer.options.alpn = pingora::protocols::ALPN::H2;
-            }
             all.push(Route {
                 index,
                 path: r.path.clone(),
                 port: r.port,
                 auth: r.auth,
                 encoded_slashes: r.encoded_slashes,
-                peer,
+                pool: Arc::new(Pool::new(r)),
                 policy: r
                     .policy
                     .as_ref()
@@ -128,6 +118,11 @@ impl Routes {
             .iter()
             .filter(move |r| r.auth != AuthMode::Public && !Arc::ptr_eq(&r.policy, global))
             .map(|r| r.policy.as_ref())
+    }
+
+    /// Every route's pool, for their background upkeep.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.all.iter().map(|r| r.pool.clone()).collect()
     }
 
     /// The route at `index` (as returned in [`Route::index`]).
@@ -208,7 +203,7 @@ pub fn path_matches(prefix: &str, path: &str, fold: bool) -> bool {
 mod tests {
     use super::*;
     use crate::canonical::{host, path};
-    use crate::config::Upstream;
+    use crate::config::Upstreams;
     use std::time::Duration;
 
     fn route(host: Option<&str>, path: &str, auth: AuthMode) -> config::Route {
@@ -224,12 +219,7 @@ mod tests {
             port,
             path: path.into(),
             encoded_slashes: EncodedSlashes::Reject,
-            upstream: Upstream {
-                url: "http://127.0.0.1:1".into(),
-                addr: "127.0.0.1:1".parse().unwrap(),
-                tls: false,
-                sni: String::new(),
-            },
+            upstream: Upstreams::at("127.0.0.1:1".parse().unwrap()),
             auth,
             connect_timeout: Duration::from_secs(1),
             upstream_http2: false,

@@ -253,6 +253,7 @@ mod tests {
             keys: Secret::new(vec![Key::derive_from(secret.as_bytes())]),
             cookie_name: "__Host-applegate".into(),
             cookie_domain: None,
+            redirect_hosts: Vec::new(),
             lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(3600),
             revalidate: None,

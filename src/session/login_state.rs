@@ -236,6 +236,7 @@ mod tests {
             )]),
             cookie_name: "__Host-applegate".into(),
             cookie_domain: cookie_domain.map(str::to_string),
+            redirect_hosts: Vec::new(),
             lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(3600),
             revalidate: None,

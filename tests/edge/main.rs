@@ -1,8 +1,8 @@
 //! The edge, over real sockets: forwarding headers, head limits, the
 //! connection cap, pipelining, our own error pages, cookies the upstream
 //! may not set, sign-in rate limits, cross-site sign-out, the same
-//! decision at `/oauth2/userinfo` as everywhere, per-route policy, and
-//! WebSocket upgrades decided like any request. One test crate
+//! decision at `/oauth2/userinfo` as everywhere, per-route policy,
+//! WebSocket upgrades decided like any request, and upstream pools. One test crate
 //! (`cargo test --test edge`) in a few files, by topic.
 
 #[path = "../common/mod.rs"]
@@ -11,6 +11,7 @@ mod cookies;
 mod decision;
 mod forwarding;
 mod limits;
+mod pools;
 mod rate_limits;
 mod route_policy;
 mod websocket;

@@ -10,7 +10,7 @@ use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
 use super::body::read_body;
-use super::paths::START;
+use super::paths::{location, START};
 use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, Gateway};
 use crate::proxy::rate_limit::RETRY_AFTER;
@@ -132,7 +132,7 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
         (None, Err(e)) => Err(Failure::Login(e)),
         (None, Ok(login)) => finish_sign_in(gw, &form, &login.nonce, now)
             .await
-            .map(|set| Response::redirect(303, format!("{}{}", gw.public.origin, login.return_to)).cookie(set)),
+            .map(|set| Response::redirect(303, location(&gw.public.origin, &login.return_to)).cookie(set)),
     };
     let resp = result.unwrap_or_else(|f| f.answer(true, &again));
     resp.cookie_if(clear)

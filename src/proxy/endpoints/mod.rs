@@ -37,7 +37,7 @@ use super::gateway::Gateway;
 use super::rate_limit::RETRY_AFTER;
 use super::respond::Response;
 use paths::START;
-pub use paths::{safe_return_path, Endpoint, MAX_RETURN_PATH};
+pub use paths::{safe_return, Endpoint, MAX_RETURN_PATH};
 
 /// Answers a request to one of the gateway's endpoints (the sign-in
 /// ones under their rate limit).

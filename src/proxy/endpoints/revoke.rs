@@ -26,7 +26,7 @@ use pingora::proxy::Session as Downstream;
 use serde_json::json;
 
 use super::origin::is_cross_site;
-use super::paths::{return_path, START};
+use super::paths::{location, return_to, START};
 use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, wants_page, Gateway};
 use crate::proxy::rate_limit::RETRY_AFTER;
@@ -100,8 +100,8 @@ pub async fn revoke(gw: &Gateway, down: &Downstream) -> Response {
     if let Err(e) = gw.end_user(&id.sub).await {
         return Failure::State(e).answer(page, START);
     }
-    let resp = match (revoked, page, return_path(gw, down)) {
-        (true, true, Some(path)) => Response::redirect(303, format!("{}{path}", gw.public.origin)),
+    let resp = match (revoked, page, return_to(gw, down)) {
+        (true, true, Some(to)) => Response::redirect(303, location(&gw.public.origin, &to)),
         (true, true, None) => Response::page(
             200,
             "Sign in with Apple revoked",

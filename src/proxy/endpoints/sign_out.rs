@@ -4,7 +4,7 @@
 use pingora::proxy::Session as Downstream;
 
 use super::origin::is_cross_site;
-use super::paths::return_path;
+use super::paths::{location, return_to};
 use super::revoke::{revoke_at_apple, AtApple};
 use crate::proxy::error::{Chain, Failure};
 use crate::proxy::gateway::{cookie_headers, Gateway};
@@ -18,7 +18,7 @@ use crate::session::find_cookie;
 /// succeed survives a restart or a crash.
 pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
     if is_cross_site(gw, down) {
-        let action = match return_path(gw, down) {
+        let action = match return_to(gw, down) {
             Some(rd) => format!(
                 "/oauth2/sign_out?rd={}",
                 form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
@@ -49,8 +49,8 @@ pub async fn sign_out(gw: &Gateway, down: &Downstream) -> Response {
             }
         }
     }
-    let resp = match return_path(gw, down) {
-        Some(path) => Response::redirect(302, format!("{}{path}", gw.public.origin)),
+    let resp = match return_to(gw, down) {
+        Some(to) => Response::redirect(302, location(&gw.public.origin, &to)),
         None => Response::page(
             200,
             "Signed out",
