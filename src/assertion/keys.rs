@@ -115,9 +115,8 @@ fn generated(
 ) -> Result<(SigningKey, Vec<SigningKey>), StoreError> {
     let rows = store.signing_keys()?;
     let open = |kid: &str, row: &KeptKey| {
-        let key = std::str::from_utf8(&row.sealed)
-            .ok()
-            .and_then(|s| sealer.open::<String>(&label(kid), s))
+        let key = sealer
+            .open_bytes::<String>(&label(kid), &row.sealed)
             .and_then(|pem| SigningKey::from_pkcs8_pem(&pem).ok())
             .filter(|k| es256::thumbprint(k.verifying_key()) == kid);
         if key.is_none() {
@@ -182,14 +181,7 @@ mod tests {
     use crate::state::Memory;
     use std::time::Duration;
 
-    fn sealer(secret: &str) -> Sealer {
-        Sealer::new(Secret::new(vec![cookie::Key::derive_from(
-            secret.as_bytes(),
-        )]))
-    }
-
-    const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
-    const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+    use crate::session::cookie::test_keys::{sealer, A, B};
     const DAY: u64 = 86_400;
 
     fn kids(k: &Keys) -> Vec<String> {

@@ -40,6 +40,12 @@ impl Sealer {
             .unwrap_or_default()
     }
 
+    /// Opens a value sealed by [`Self::seal`] under `name` and kept as
+    /// bytes (a row of the state store); `None` if it does not open.
+    pub fn open_bytes<T: DeserializeOwned>(&self, name: &str, sealed: &[u8]) -> Option<T> {
+        self.open(name, std::str::from_utf8(sealed).ok()?)
+    }
+
     /// Opens cookie `name`'s `value`, trying every key.
     pub fn open<T: DeserializeOwned>(&self, name: &str, value: &str) -> Option<T> {
         let jar = CookieJar::new();
@@ -243,6 +249,21 @@ impl SessionCookie {
     }
 }
 
+/// Two session secrets and a sealer of one, for the tests of whatever
+/// seals (cookies, names, refresh tokens, signing keys).
+#[cfg(test)]
+pub(crate) mod test_keys {
+    use super::*;
+
+    pub const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
+    pub const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+
+    /// A sealer with the one key derived from `secret`.
+    pub fn sealer(secret: &str) -> Sealer {
+        Sealer::new(Secret::new(vec![Key::derive_from(secret.as_bytes())]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,8 +309,7 @@ mod tests {
             .to_string()
     }
 
-    const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
-    const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+    use super::test_keys::{A, B};
 
     #[test]
     fn seals_and_opens() {

@@ -41,9 +41,7 @@ impl Names {
         let Some(sealed) = blocking(move || store.name(&key)).await? else {
             return Ok(None);
         };
-        Ok(std::str::from_utf8(&sealed)
-            .ok()
-            .and_then(|sealed| self.sealer.open::<String>(&label(sub), sealed)))
+        Ok(self.sealer.open_bytes(&label(sub), &sealed))
     }
 
     /// Forgets `sub`'s name; returns once the store has.
@@ -63,16 +61,9 @@ fn label(sub: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
     use crate::state::Memory;
-    use cookie::Key;
 
-    fn sealer(secret: &str) -> Sealer {
-        Sealer::new(Secret::new(vec![Key::derive_from(secret.as_bytes())]))
-    }
-
-    const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
-    const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+    use crate::session::cookie::test_keys::{sealer, A, B};
 
     /// Kept sealed (the store never sees the name), opened only for the
     /// user it was kept for and with a key that sealed it; a new name

@@ -59,9 +59,7 @@ impl RefreshTokens {
         let Some(row) = blocking(move || store.refresh(&key)).await? else {
             return Ok(None);
         };
-        let token = std::str::from_utf8(&row.sealed)
-            .ok()
-            .and_then(|sealed| self.sealer.open::<String>(&label(id), sealed));
+        let token = self.sealer.open_bytes::<String>(&label(id), &row.sealed);
         Ok(token.map(|t| Kept {
             sub: row.sub,
             token: Secret::new(t),
@@ -88,14 +86,8 @@ fn label(id: &str) -> String {
 mod tests {
     use super::*;
     use crate::state::Memory;
-    use cookie::Key;
 
-    fn sealer(secret: &str) -> Sealer {
-        Sealer::new(Secret::new(vec![Key::derive_from(secret.as_bytes())]))
-    }
-
-    const A: &str = "0123456789abcdef0123456789abcdef-first-secret-AAAAAAAA";
-    const B: &str = "fedcba9876543210fedcba9876543210-other-secret-BBBBBBBB";
+    use crate::session::cookie::test_keys::{sealer, A, B};
 
     /// Kept sealed (the store never sees the token), opened only under the
     /// session it was kept for and with a key that sealed it.
