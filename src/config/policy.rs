@@ -163,15 +163,8 @@ fn domains(v: &mut Validator<'_>, section: &str, list: Option<Vec<String>>) -> V
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     fn problems(text: &str) -> Vec<String> {
-        super::super::validate::validate(text, Path::new("."), &|_| None)
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        super::super::validate::problems_with_env(text, &|_| None)
     }
 
     /// A route's policy keys get `[policy]`'s checks, under the route's

@@ -233,21 +233,24 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// Every problem of config `text` (read beside `.`), as printed: for the
+/// tests of each section.
+#[cfg(test)]
+pub(super) fn problems_with_env(text: &str, env: EnvLookup<'_>) -> Vec<String> {
+    validate(text, Path::new("."), env)
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn problems(text: &str) -> Vec<String> {
         problems_with_env(text, &|_| None)
-    }
-
-    fn problems_with_env(text: &str, env: EnvLookup<'_>) -> Vec<String> {
-        validate(text, Path::new("."), env)
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect()
     }
 
     #[test]
