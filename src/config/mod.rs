@@ -13,8 +13,9 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes`, `log` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
+//! `routes`, `log`, `admin` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
 
+mod admin;
 mod apple;
 mod duration;
 pub mod file;
@@ -32,6 +33,7 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
+pub use admin::Admin;
 pub use apple::{
     Apple, APPLE_BASE_URL, DEFAULT_NOTIFICATIONS_PATH, ENV_APPLE_PRIVATE_KEY,
     MAX_CLIENT_SECRET_LIFETIME,
@@ -59,6 +61,8 @@ pub struct Config {
     pub policy: Policy,
     pub routes: Vec<Route>,
     pub log: Log,
+    /// The admin listener, if any.
+    pub admin: Admin,
     /// Things that work but that an operator should hear about (`check` prints them).
     pub warnings: Vec<String>,
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::file;
-use super::{apple, log, policy, rate_limit, routes, server, session, state};
+use super::{admin, apple, log, policy, rate_limit, routes, server, session, state};
 use super::{Config, EnvLookup};
 
 /// One thing wrong with the config.
@@ -54,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "policy",
     "routes",
     "log",
+    "admin",
 ];
 
 /// Validates `text`; see [`Config::from_toml`].
@@ -79,6 +80,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let rate_limit = rate_limit::read(&mut v, &top);
     let policy = policy::read(&mut v, &top);
     let log = log::read(&mut v, &top);
+    let admin = admin::read(&mut v, &top, server.as_ref());
     let slashes = server
         .as_ref()
         .map_or(server::EncodedSlashes::Reject, |s| s.encoded_slashes);
@@ -94,6 +96,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             policy,
             routes,
             log,
+            admin,
             warnings: v.warnings,
         }),
         _ => Err(v.problems),
