@@ -74,7 +74,11 @@ impl Admin {
         m.store_up.set(i64::from(store_up(&self.store).await));
         m.open_connections.set(self.connections.get() as i64);
         let body = m.render().into_bytes();
-        (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", body)
+        (
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            body,
+        )
     }
 
     /// 200 when the gateway can serve sign-ins, else 503, with why.

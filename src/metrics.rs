@@ -166,9 +166,7 @@ impl AppleCalls {
     /// One call to `endpoint` (of [`APPLE_ENDPOINTS`]) that took `seconds`
     /// and ended `Ok` or with an error of `kind` (of [`APPLE_ERRORS`]).
     pub fn observe(&self, endpoint: &'static str, seconds: f64, result: Result<(), &'static str>) {
-        self.seconds
-            .with_label_values(&[endpoint])
-            .observe(seconds);
+        self.seconds.with_label_values(&[endpoint]).observe(seconds);
         self.calls
             .with_label_values(&[endpoint, result.err().unwrap_or("ok")])
             .inc();
@@ -199,7 +197,9 @@ impl Metrics {
     pub fn new(routes: usize, outcomes: &[&str], apple: &AppleCalls) -> Metrics {
         let registry = Registry::new();
         let reg = |c: Box<dyn prometheus::core::Collector>| {
-            registry.register(c).expect("each metric is registered once")
+            registry
+                .register(c)
+                .expect("each metric is registered once")
         };
         let requests_vec = IntCounterVec::new(
             Opts::new(
@@ -220,7 +220,8 @@ impl Metrics {
                 outcomes
                     .iter()
                     .map(|o| {
-                        STATUS_CLASSES.map(|s| requests_vec.with_label_values(&[route.as_str(), o, s]))
+                        STATUS_CLASSES
+                            .map(|s| requests_vec.with_label_values(&[route.as_str(), o, s]))
                     })
                     .collect()
             })
@@ -354,8 +355,12 @@ mod tests {
         m.request(Some(9), 0, 200);
         let text = m.render();
         assert!(text.contains(r#"applegate_requests_total{outcome="b",route="1",status="5xx"} 1"#));
-        assert!(text.contains(r#"applegate_requests_total{outcome="a",route="none",status="none"} 1"#));
-        assert!(text.contains(r#"applegate_requests_total{outcome="a",route="none",status="2xx"} 1"#));
+        assert!(
+            text.contains(r#"applegate_requests_total{outcome="a",route="none",status="none"} 1"#)
+        );
+        assert!(
+            text.contains(r#"applegate_requests_total{outcome="a",route="none",status="2xx"} 1"#)
+        );
         assert!(text.contains(r#"applegate_sign_ins_total{outcome="apple_unreachable"} 0"#));
     }
 }

@@ -202,8 +202,11 @@ impl Client {
         let started = std::time::Instant::now();
         let result = self.post_uncounted(path, fields).await;
         let seconds = started.elapsed().as_secs_f64();
-        self.calls
-            .observe(endpoint, seconds, result.as_ref().map(drop).map_err(AppleError::kind));
+        self.calls.observe(
+            endpoint,
+            seconds,
+            result.as_ref().map(drop).map_err(AppleError::kind),
+        );
         result
     }
 

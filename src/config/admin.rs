@@ -38,7 +38,10 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table, server: Option<&Ser
         return Admin::default();
     };
     let public = server.into_iter().flat_map(|s| {
-        [Some(("server.listen", s.listen)), s.redirect_http.map(|r| ("server.redirect_http", r))]
+        [
+            Some(("server.listen", s.listen)),
+            s.redirect_http.map(|r| ("server.redirect_http", r)),
+        ]
     });
     for (name, other) in public.flatten() {
         if clashes(addr, other) {

@@ -94,11 +94,7 @@ impl Gateway {
         )?;
         let policy = Arc::new(Policy::new(&config.policy));
         let outcomes = Outcome::ALL.map(Outcome::as_str);
-        let metrics = Arc::new(Metrics::new(
-            config.routes.len(),
-            &outcomes,
-            &apple.calls,
-        ));
+        let metrics = Arc::new(Metrics::new(config.routes.len(), &outcomes, &apple.calls));
         Ok(Gateway {
             public: config.server.public_url.clone(),
             apple: Arc::new(apple),

@@ -65,7 +65,12 @@ impl ProxyHttp for Gateway {
                 ctx.outcome = Outcome::BadRequest;
                 let f = Failure::HeadTooLarge;
                 f.log();
-                respond::send(down, f.json().header("Connection", "close"), &ctx.request_id).await?;
+                respond::send(
+                    down,
+                    f.json().header("Connection", "close"),
+                    &ctx.request_id,
+                )
+                .await?;
                 return Ok(true);
             }
             identity::strip(down.req_header_mut());
@@ -216,8 +221,7 @@ impl ProxyHttp for Gateway {
     /// writes exactly one access event.
     async fn logging(&self, down: &mut Downstream, e: Option<&Error>, ctx: &mut Ctx) {
         let status = down.response_written().map_or(0, |r| r.status.as_u16());
-        self.metrics
-            .request(ctx.route, ctx.outcome.index(), status);
+        self.metrics.request(ctx.route, ctx.outcome.index(), status);
         let total = ctx.started.elapsed();
         let upstream = ctx.upstream_time.unwrap_or_default();
         self.metrics
