@@ -131,3 +131,18 @@ impl Default for Ctx {
         Ctx::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics' table is indexed by position in `ALL`: a variant
+    /// added to the enum but not to `ALL` (or out of order) fails here.
+    #[test]
+    fn every_outcome_is_at_its_index() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i, "{}", o.as_str());
+        }
+        assert_eq!(Outcome::BadRequest.index(), Outcome::ALL.len() - 1);
+    }
+}
