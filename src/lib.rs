@@ -14,7 +14,8 @@
 //! cannot be read one way is refused), [`edge`] (in front of pingora's HTTP
 //! app: the connection cap, the head deadline and size cap, keep-alive's
 //! idle wait, our pages for pingora's errors), [`clock`], [`secret`],
-//! [`html`], [`httpd`].
+//! [`html`], [`httpd`], [`metrics`] (every Prometheus family, its
+//! handles resolved at start).
 //!
 //! - [`config`]: one file per TOML section, read through serde with every
 //!   problem and its key path ([`config::file`], [`config::validate`]),
@@ -61,7 +62,8 @@
 //! - [`server`]: config ▶ a running pingora server; [`redirect`] the
 //!   plain-HTTP listener that redirects to https (`server.redirect_http`),
 //!   [`reload`] the `[server.tls]` certificate read again on SIGHUP or
-//!   file change.
+//!   file change; [`admin`] the admin listener (`[admin] listen`:
+//!   `/metrics`, `/ping`, `/ready`).
 //! - [`kit`]: the one builder of "emulator + upstream + gateway config on
 //!   free ports" behind `applegate dev`, the tests and the benchmarks;
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
@@ -77,7 +79,8 @@
 //!    [`edge::HeadGuard`] bounds the wait for each request, and each head in
 //!    time and size, while pingora parses it.
 //! 1. `request_filter` (inside the request's `tracing` span, which carries
-//!    its id) strips every client-sent identity header (`X-Auth-Request-*`,
+//!    its id: a trusted proxy's `X-Request-Id`, or a random one; sent
+//!    upstream, returned, shown on error pages: [`proxy::request_id`]) strips every client-sent identity header (`X-Auth-Request-*`,
 //!    `X-Forwarded-User`, … in any case, `-` or `_`) and parses the target
 //!    and host once into canonical values ([`proxy::target::Target`]); an
 //!    ambiguous one is refused (400).
@@ -107,12 +110,15 @@
 //!    another (`fail_to_connect`).
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
 //!    then adds the renewed session cookie, if any.
-//! 7. `logging` writes one access event (never a query, cookie or token).
+//! 7. `logging` counts the request for `/metrics` (atomic adds on handles
+//!    resolved at start) and writes one access event (never a query,
+//!    cookie or token).
 //!
 //! The authenticated path does no network I/O and no public-key crypto,
 //! except the one request per session and re-validation interval that asks
 //! Apple.
 
+pub mod admin;
 pub mod apple;
 pub mod assertion;
 pub mod canonical;
@@ -127,6 +133,7 @@ pub mod html;
 pub mod httpd;
 pub mod identity;
 pub mod kit;
+pub mod metrics;
 pub mod policy;
 pub mod pool;
 pub mod proxy;

@@ -41,6 +41,8 @@ pub enum StartError {
     Listen(SocketAddr, std::io::Error),
     /// The redirect listener's address cannot be bound.
     Redirect(SocketAddr, std::io::Error),
+    /// The admin listener's address cannot be bound.
+    Admin(SocketAddr, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -53,6 +55,7 @@ impl std::fmt::Display for StartError {
             StartError::Redirect(a, e) => {
                 write!(f, "server.redirect_http: cannot listen on {a}: {e}")
             }
+            StartError::Admin(a, e) => write!(f, "admin.listen: cannot listen on {a}: {e}"),
         }
     }
 }
@@ -123,6 +126,9 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     if let Some(addr) = config.server.redirect_http {
         drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
     }
+    if let Some(addr) = config.admin.listen {
+        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Admin(addr, e))?);
+    }
     let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
@@ -139,8 +145,10 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         assertions,
     )
     .map_err(StartError::Apple)?;
+    let metrics = gateway.metrics.clone();
+    let apple = gateway.apple.clone();
     let upkeep = Upkeep {
-        revocations,
+        revocations: revocations.clone(),
         apple: gateway.apple.clone(),
         clock,
     };
@@ -153,6 +161,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         max_connections: config.server.max_connections,
     };
     let mut gate = crate::edge::Gate::new(proxy, limits);
+    let connections = gate.open_connections();
     if let Some(tls) = &config.server.tls {
         let certificate = crate::edge::Certificate::new(tls.key.clone());
         gate = gate.with_tls(crate::edge::Tls::new(
@@ -184,6 +193,25 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         redirect.add_listener(listener(&addr.to_string(), config.server.read_buffer));
         server.add_service(redirect);
     }
+    if let Some(addr) = config.admin.listen {
+        let draining = crate::admin::Draining::default();
+        let app = crate::admin::Admin {
+            metrics,
+            store: revocations.store(),
+            revocations,
+            apple,
+            connections,
+            draining: draining.clone(),
+        };
+        let app = pingora::apps::http_app::HttpServer::new_app(app);
+        let mut admin = pingora::services::listening::Service::new(
+            "admin".to_string(),
+            crate::edge::Gate::new(app, limits),
+        );
+        admin.add_listener(listener(&addr.to_string(), config.server.read_buffer));
+        server.add_service(admin);
+        server.add_service(background_service("draining", draining));
+    }
     server.add_service(background_service("upkeep", upkeep));
     if let Some(pools) = pools {
         server.add_service(background_service("upstream pools", pools));
@@ -198,6 +226,7 @@ pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
         listen = %config.server.listen,
         tls = config.server.tls.is_some(),
         redirect_http = config.server.redirect_http.map(|a| a.to_string()),
+        admin = config.admin.listen.map(|a| a.to_string()),
         public_url = %config.server.public_url.origin,
         "applegate started"
     );

@@ -56,7 +56,7 @@ pub(crate) fn bench_headers(c: &mut Criterion) {
     // The gateway builds an identity's header values once (cached with
     // the session) and per request strips the client's copies, then builds
     // the upstream request with them (no peer: no forwarding headers here).
-    let mut ctx = applegate::proxy::ctx::Ctx::new(0);
+    let mut ctx = applegate::proxy::ctx::Ctx::new();
     ctx.caller = Some(std::sync::Arc::new(identity::Caller::new(s.clone())));
     let trusted = applegate::proxy::forwarded::TrustedProxies::default();
     g.bench_function("applegate", |b| {

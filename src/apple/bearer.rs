@@ -14,6 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{AppleError, IdToken};
+use crate::metrics::Lookups;
 
 /// Tokens larger than this are refused unhashed.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -39,6 +40,8 @@ pub struct BearerCache {
     /// by entries; and entries leave a day after insertion (Apple's tokens
     /// live 24 h), so an expired token cannot stay cached.
     cache: Tokens,
+    /// Hits and misses, for `/metrics` (an atomic add per lookup).
+    lookups: Lookups,
 }
 
 /// SHA-256 of a token ▶ its verified claims.
@@ -52,6 +55,7 @@ impl BearerCache {
     pub fn new(capacity: u64) -> Self {
         BearerCache {
             cache: Self::builder().max_capacity(capacity).build(),
+            lookups: Lookups::default(),
         }
     }
 
@@ -63,7 +67,13 @@ impl BearerCache {
                 .weigher(weight)
                 .max_capacity(max_bytes)
                 .build(),
+            lookups: Lookups::default(),
         }
+    }
+
+    /// This cache with its hits and misses counted in `lookups`.
+    pub fn counted(self, lookups: Lookups) -> Self {
+        BearerCache { lookups, ..self }
     }
 
     fn builder() -> moka::sync::CacheBuilder<[u8; 32], Arc<IdToken>, Tokens> {
@@ -89,12 +99,14 @@ impl BearerCache {
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Some(claims) = self.cache.get(&key) {
+            self.lookups.hit.inc();
             if now > claims.exp.saturating_add(leeway) {
                 self.cache.invalidate(&key);
                 return Err(AppleError::InvalidToken("expired".into()));
             }
             return Ok(claims);
         }
+        self.lookups.miss.inc();
         let claims = Arc::new(verify().await?);
         self.cache.insert(key, claims.clone());
         Ok(claims)

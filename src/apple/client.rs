@@ -17,6 +17,7 @@ use super::notification::{self, Notification};
 use super::{AppleError, ClientSecret, Jwks};
 use crate::clock::SharedClock;
 use crate::config;
+use crate::metrics::AppleCalls;
 use crate::secret::Secret;
 
 /// The authorization code the credentials probe sends: no code Apple ever
@@ -69,6 +70,8 @@ pub struct Client {
     pub secret: ClientSecret,
     /// Apple's signing keys (cached inside).
     pub jwks: Jwks,
+    /// Calls to Apple, counted and timed (served on `/metrics`).
+    pub calls: AppleCalls,
 }
 
 impl Client {
@@ -84,12 +87,14 @@ impl Client {
             .user_agent(concat!("applegate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AppleError::unreachable("building the HTTP client".into(), e))?;
+        let calls = AppleCalls::default();
         let jwks = Jwks::new(
             format!("{}/auth/keys", apple.base_url),
             http.clone(),
             apple.keys_refetch_interval,
             clock.clone(),
-        );
+        )
+        .counted(calls.clone());
         let secret = ClientSecret::new(
             &apple.team_id,
             &apple.services_id,
@@ -113,6 +118,7 @@ impl Client {
             clock,
             secret,
             jwks,
+            calls,
         })
     }
 
@@ -137,6 +143,7 @@ impl Client {
     pub async fn exchange_code(&self, code: &str) -> Result<TokenResponse, AppleError> {
         let body = self
             .post(
+                "token",
                 "/auth/token",
                 &[
                     ("code", code),
@@ -155,6 +162,7 @@ impl Client {
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AppleError> {
         let body = self
             .post(
+                "refresh",
                 "/auth/token",
                 &[
                     ("grant_type", "refresh_token"),
@@ -170,6 +178,7 @@ impl Client {
     /// a user deletes their account.
     pub async fn revoke(&self, refresh_token: &str) -> Result<(), AppleError> {
         self.post(
+            "revoke",
             "/auth/revoke",
             &[
                 ("token", refresh_token),
@@ -182,7 +191,30 @@ impl Client {
 
     /// POSTs `fields` with our client credentials (`client_secret_post`)
     /// to Apple's `path`; the body of a success, or Apple's OAuth error.
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Result<bytes::Bytes, AppleError> {
+    /// Counted and timed as a call to `endpoint` (of
+    /// [`crate::metrics::APPLE_ENDPOINTS`]).
+    async fn post(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<bytes::Bytes, AppleError> {
+        let started = std::time::Instant::now();
+        let result = self.post_uncounted(path, fields).await;
+        let seconds = started.elapsed().as_secs_f64();
+        self.calls.observe(
+            endpoint,
+            seconds,
+            result.as_ref().map(drop).map_err(AppleError::kind),
+        );
+        result
+    }
+
+    async fn post_uncounted(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<bytes::Bytes, AppleError> {
         let secret = self.secret.get();
         let mut form = vec![
             ("client_id", self.services_id.as_str()),

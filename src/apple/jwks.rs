@@ -21,6 +21,7 @@ use serde::Deserialize;
 
 use super::AppleError;
 use crate::clock::SharedClock;
+use crate::metrics::AppleCalls;
 
 /// The shortest time a key set is kept before the next background fetch,
 /// whatever Apple's `max-age` says: a `max-age=0` must not turn the
@@ -51,6 +52,8 @@ pub struct Jwks {
     fetches: tokio::sync::Mutex<Fetches>,
     min_refetch_interval: u64,
     clock: Option<SharedClock>,
+    /// Each fetch, counted and timed as a call to Apple's `keys`.
+    calls: AppleCalls,
 }
 
 /// When keys were fetched and are next due (seconds, injected clock).
@@ -90,7 +93,14 @@ impl Jwks {
             fetches: tokio::sync::Mutex::new(Fetches { last: None, due: 0 }),
             min_refetch_interval: min_refetch_interval.as_secs(),
             clock: Some(clock),
+            calls: AppleCalls::default(),
         }
+    }
+
+    /// These keys with their fetches counted in `calls` (the client's).
+    pub fn counted(mut self, calls: AppleCalls) -> Self {
+        self.calls = calls;
+        self
     }
 
     /// A fixed set of keys from a JWKS document; never fetches.
@@ -105,6 +115,7 @@ impl Jwks {
             }),
             min_refetch_interval: u64::MAX,
             clock: None,
+            calls: AppleCalls::default(),
         };
         Ok(jwks)
     }
@@ -158,7 +169,13 @@ impl Jwks {
     /// Fetches under the single-flight lock and sets when the next is due.
     async fn fetch_now(&self, fetches: &mut Fetches, now: u64) -> Result<usize, AppleError> {
         fetches.last = Some(now);
+        let started = std::time::Instant::now();
         let result = self.fetch().await;
+        self.calls.observe(
+            "keys",
+            started.elapsed().as_secs_f64(),
+            result.as_ref().map(drop).map_err(AppleError::kind),
+        );
         fetches.due = now.saturating_add(match &result {
             Ok((_, max_age)) => *max_age,
             Err(_) => RETRY_AFTER,
@@ -211,6 +228,30 @@ impl Jwks {
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether keys are held, or can be fetched now (for readiness): with
+    /// none held, one fetch, unless one ran within `min_refetch_interval`
+    /// (so probes cannot make us hammer Apple); waits for a fetch in flight.
+    pub async fn loaded_or_loadable(&self) -> bool {
+        if !self.is_empty() {
+            return true;
+        }
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let mut fetches = self.fetches.lock().await;
+        if !self.is_empty() {
+            return true;
+        }
+        let now = clock.now();
+        if fetches
+            .last
+            .is_some_and(|t| now < t.saturating_add(self.min_refetch_interval))
+        {
+            return false;
+        }
+        self.fetch_now(&mut fetches, now).await.is_ok()
     }
 }
 

@@ -66,6 +66,24 @@ pub enum AppleError {
     Signing(String),
 }
 
+impl AppleError {
+    /// The kind, as metrics label it (one of [`crate::metrics::APPLE_ERRORS`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AppleError::InvalidClient { .. } => "invalid_client",
+            AppleError::InvalidGrant { .. } => "invalid_grant",
+            AppleError::Rejected { .. } => "rejected",
+            AppleError::Unreachable { .. } => "unreachable",
+            AppleError::Status { .. } => "status",
+            AppleError::BadResponse { .. } => "bad_response",
+            AppleError::NoKeys { .. } => "no_keys",
+            AppleError::InvalidToken(_) => "invalid_token",
+            AppleError::UnknownKey(_) => "unknown_key",
+            AppleError::Signing(_) => "signing",
+        }
+    }
+}
+
 impl fmt::Display for AppleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let desc = |d: &Option<String>| d.as_deref().map(|d| format!(" ({d})")).unwrap_or_default();

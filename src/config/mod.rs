@@ -13,8 +13,9 @@
 //! and `secrets` read the values several sections share (durations, and a
 //! secret from a file or the environment); then one file per section:
 //! `server`, `apple`, `session`, `state`, `rate_limit`, `policy`,
-//! `routes` (with `upstream`, a route's URL or pool), `log`, `assertion` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
+//! `routes` (with `upstream`, a route's URL or pool), `log`, `assertion`, `admin` (and `tls`, `[server.tls]`), each with its mirror, its typed struct and its checks.
 
+mod admin;
 mod apple;
 mod assertion;
 mod duration;
@@ -34,6 +35,7 @@ pub mod validate;
 use std::fmt;
 use std::path::Path;
 
+pub use admin::Admin;
 pub use apple::{
     Apple, APPLE_BASE_URL, DEFAULT_NOTIFICATIONS_PATH, ENV_APPLE_PRIVATE_KEY,
     MAX_CLIENT_SECRET_LIFETIME,
@@ -65,6 +67,8 @@ pub struct Config {
     pub log: Log,
     /// The key and lifetime of the identity assertions sent upstream.
     pub assertion: Assertion,
+    /// The admin listener, if any.
+    pub admin: Admin,
     /// Things that work but that an operator should hear about (`check` prints them).
     pub warnings: Vec<String>,
 }

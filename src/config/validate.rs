@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::file;
-use super::{apple, assertion, log, policy, rate_limit, routes, server, session, state};
+use super::{admin, apple, assertion, log, policy, rate_limit, routes, server, session, state};
 use super::{Config, EnvLookup};
 
 /// One thing wrong with the config.
@@ -55,6 +55,7 @@ const SECTIONS: &[&str] = &[
     "routes",
     "log",
     "assertion",
+    "admin",
 ];
 
 /// Validates `text`; see [`Config::from_toml`].
@@ -81,6 +82,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
     let policy = policy::read(&mut v, &top);
     let log = log::read(&mut v, &top);
     let assertion = assertion::read(&mut v, &top);
+    let admin = admin::read(&mut v, &top, server.as_ref());
     let slashes = server
         .as_ref()
         .map_or(server::EncodedSlashes::Reject, |s| s.encoded_slashes);
@@ -97,6 +99,7 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             routes,
             log,
             assertion,
+            admin,
             warnings: v.warnings,
         }),
         _ => Err(v.problems),

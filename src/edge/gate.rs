@@ -113,6 +113,22 @@ pub struct Gate<A> {
     refusals: Arc<Refusals>,
     /// Set on a TLS listener: the gate handshakes.
     tls: Option<Tls>,
+    max_connections: usize,
+}
+
+/// The open connections of one gate, read from its permits (for
+/// `/metrics`: nothing is counted per connection beyond the permit).
+#[derive(Clone)]
+pub struct OpenConnections {
+    permits: Arc<Semaphore>,
+    max: usize,
+}
+
+impl OpenConnections {
+    /// Connections open now.
+    pub fn get(&self) -> usize {
+        self.max.saturating_sub(self.permits.available_permits())
+    }
 }
 
 impl<A: HttpServerApp> Gate<A> {
@@ -138,6 +154,15 @@ impl<A: HttpServerApp> Gate<A> {
             },
             refusals: Arc::new(Refusals::default()),
             tls: None,
+            max_connections: limits.max_connections,
+        }
+    }
+
+    /// What reads this gate's open connections.
+    pub fn open_connections(&self) -> OpenConnections {
+        OpenConnections {
+            permits: self.permits.clone(),
+            max: self.max_connections,
         }
     }
 

@@ -20,6 +20,6 @@ mod gate;
 mod head;
 pub mod tls;
 
-pub use gate::{Gate, Limits};
+pub use gate::{Gate, Limits, OpenConnections};
 pub use head::HeadGuard;
 pub use tls::{Certificate, Tls};

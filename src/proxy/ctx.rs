@@ -1,9 +1,9 @@
 //! Per-request state, carried through pingora's phases.
 
-use std::time::Instant;
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use super::request_id::RequestId;
 use super::target::Rewrite;
 use crate::identity::Caller;
 
@@ -32,6 +32,24 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order of their indexes (metrics' table).
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Pending,
+        Outcome::Endpoint,
+        Outcome::Public,
+        Outcome::Authenticated,
+        Outcome::SignInRedirect,
+        Outcome::Unauthenticated,
+        Outcome::Forbidden,
+        Outcome::NoRoute,
+        Outcome::BadRequest,
+    ];
+
+    /// The position in [`Self::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The name used in logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -50,9 +68,14 @@ impl Outcome {
 
 /// The request context.
 pub struct Ctx {
-    /// Request id for logs.
-    pub id: u64,
+    /// The request's id (see [`RequestId`]): generated here, replaced by a
+    /// trusted proxy's in `request_filter` ([`Self::adopt_id`]).
+    pub request_id: RequestId,
     pub started: Instant,
+    /// When the request went upstream, and how long the upstream took to
+    /// its response head (the gateway's own time is the rest).
+    pub upstream_started: Option<Instant>,
+    pub upstream_time: Option<Duration>,
     /// Index into the routes of the matched route.
     pub route: Option<usize>,
     /// The backends of the route's pool this request tried.
@@ -74,17 +97,21 @@ pub struct Ctx {
     /// The peer's address (the client, or a trusted proxy in front).
     pub peer: Option<std::net::IpAddr>,
     /// The request's span: every phase runs in it, so every log line of
-    /// the request carries its id. Only the number is recorded (no
-    /// formatting of our own, and never a path, cookie or token).
+    /// the request carries its id. Only the id is recorded (never a path,
+    /// cookie or token).
     pub span: tracing::Span,
 }
 
 impl Ctx {
-    /// A fresh context with request id `id`.
-    pub fn new(id: u64) -> Self {
+    /// A fresh context with a generated request id.
+    pub fn new() -> Self {
+        let request_id = RequestId::generate();
         Ctx {
-            id,
+            span: tracing::info_span!("request", id = %request_id),
+            request_id,
             started: Instant::now(),
+            upstream_started: None,
+            upstream_time: None,
             route: None,
             attempt: Default::default(),
             caller: None,
@@ -94,7 +121,35 @@ impl Ctx {
             outcome: Outcome::Pending,
             rewrite: Rewrite::default(),
             peer: None,
-            span: tracing::info_span!("request", id),
         }
+    }
+
+    /// Takes `id` (a trusted proxy's) as this request's id, before any
+    /// line of the request was logged: a new span, since a recorded field
+    /// cannot be replaced, only appended to.
+    pub fn adopt_id(&mut self, id: RequestId) {
+        self.span = tracing::info_span!("request", id = %id);
+        self.request_id = id;
+    }
+}
+
+impl Default for Ctx {
+    fn default() -> Self {
+        Ctx::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics' table is indexed by position in `ALL`: a variant
+    /// added to the enum but not to `ALL` (or out of order) fails here.
+    #[test]
+    fn every_outcome_is_at_its_index() {
+        for (i, o) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(o.index(), i, "{}", o.as_str());
+        }
+        assert_eq!(Outcome::BadRequest.index(), Outcome::ALL.len() - 1);
     }
 }

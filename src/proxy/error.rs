@@ -200,6 +200,8 @@ impl Failure {
     }
 
     fn finish(&self, r: Response) -> Response {
+        // Every refusal shows the request id, so a user can quote it.
+        let r = r.quoting_id();
         match self {
             Failure::MethodNotAllowed(allow) => r.header("Allow", *allow),
             Failure::RateLimited(secs) => r.header("Retry-After", secs.to_string()),

@@ -5,7 +5,6 @@
 //! all requests; the only mutable state is inside the caches and the
 //! revocation set, each of which says why it exists.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use pingora::http::RequestHeader;
@@ -25,6 +24,7 @@ use crate::canonical::PathRefused;
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
 use crate::identity::{Caller, Identity, Proof};
+use crate::metrics::Metrics;
 use crate::policy::{Denied, Policy};
 use crate::session::{
     self, find_only_cookie, Checks, DisabledEmails, Due, LoginCookie, Names, OwnCookies,
@@ -80,7 +80,8 @@ pub struct Gateway {
     /// Session cookies already opened (see [`session::Cache`]).
     sessions: session::Cache,
     pub(super) access_log: bool,
-    pub(super) next_request_id: AtomicU64,
+    /// What `/metrics` shows; the request path holds pre-resolved handles.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -98,6 +99,8 @@ impl Gateway {
             clock.clone(),
         )?;
         let policy = Arc::new(Policy::new(&config.policy));
+        let outcomes = Outcome::ALL.map(Outcome::as_str);
+        let metrics = Arc::new(Metrics::new(config.routes.len(), &outcomes, &apple.calls));
         Ok(Gateway {
             public: config.server.public_url.clone(),
             redirect_hosts: config.session.redirect_hosts.clone(),
@@ -121,16 +124,17 @@ impl Gateway {
             clock,
             max_callback_body: config.server.max_callback_body,
             notifications_path: config.apple.notifications_path.clone(),
-            bearer: BearerCache::with_byte_budget(apple::bearer::DEFAULT_BYTE_BUDGET),
+            bearer: BearerCache::with_byte_budget(apple::bearer::DEFAULT_BYTE_BUDGET)
+                .counted(metrics.bearer_cache.clone()),
             assertions,
             bearer_enabled: config.routes.iter().any(|r| r.auth == AuthMode::Bearer),
             trusted_proxies: TrustedProxies::new(&config.server.trusted_proxies),
-            limits: SignInLimits::new(&config.rate_limit),
+            limits: SignInLimits::new(&config.rate_limit).counted(metrics.rate_limited.clone()),
             own_cookies: OwnCookies::new(&config.session.cookie_name),
             max_headers: config.server.max_headers,
-            sessions: session::Cache::default(),
+            sessions: session::Cache::default().counted(metrics.session_cache.clone()),
             access_log: config.log.access,
-            next_request_id: AtomicU64::new(rand::random::<u32>() as u64 * 1_000_000),
+            metrics,
         })
     }
 

@@ -13,13 +13,12 @@ pub mod error;
 pub mod forwarded;
 pub mod gateway;
 pub mod rate_limit;
+pub mod request_id;
 pub mod respond;
 pub mod revalidate;
 pub mod route;
 pub mod target;
 pub mod upstream;
-
-use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -40,12 +39,16 @@ impl ProxyHttp for Gateway {
     type CTX = Ctx;
 
     fn new_ctx(&self) -> Ctx {
-        Ctx::new(self.next_request_id.fetch_add(1, Ordering::Relaxed))
+        Ctx::new()
     }
 
     /// In this phase the gateway removes client-sent identity headers,
     /// answers its own endpoints, and admits or refuses the request.
     async fn request_filter(&self, down: &mut Downstream, ctx: &mut Ctx) -> pingora::Result<bool> {
+        // A trusted proxy's request id, before anything is logged.
+        if let Some(id) = request_id::of_trusted(down, &self.trusted_proxies) {
+            ctx.adopt_id(id);
+        }
         // Every log line of this request carries its id (see `Ctx::span`).
         let span = ctx.span.clone();
         async move {
@@ -62,7 +65,12 @@ impl ProxyHttp for Gateway {
                 ctx.outcome = Outcome::BadRequest;
                 let f = Failure::HeadTooLarge;
                 f.log();
-                respond::send(down, f.json().header("Connection", "close")).await?;
+                respond::send(
+                    down,
+                    f.json().header("Connection", "close"),
+                    &ctx.request_id,
+                )
+                .await?;
                 return Ok(true);
             }
             identity::strip(down.req_header_mut());
@@ -72,7 +80,7 @@ impl ProxyHttp for Gateway {
                 Err(f) => {
                     ctx.outcome = Outcome::BadRequest;
                     f.log();
-                    respond::send(down, f.json()).await?;
+                    respond::send(down, f.json(), &ctx.request_id).await?;
                     return Ok(true);
                 }
             };
@@ -81,14 +89,14 @@ impl ProxyHttp for Gateway {
                 drop(target);
                 ctx.outcome = Outcome::Endpoint;
                 let resp = endpoints::serve(self, down, ctx, endpoint).await;
-                respond::send(down, resp).await?;
+                respond::send(down, resp, &ctx.request_id).await?;
                 return Ok(true);
             }
             match self.admit(down, ctx, &target).await {
                 None => Ok(false),
                 Some(resp) => {
                     drop(target);
-                    respond::send(down, resp).await?;
+                    respond::send(down, resp, &ctx.request_id).await?;
                     Ok(true)
                 }
             }
@@ -142,7 +150,11 @@ impl ProxyHttp for Gateway {
     ) -> pingora::Result<()> {
         upstream::prepare(req, ctx, &self.trusted_proxies, |n| {
             self.own_cookies.is_ours(n)
-        })
+        })?;
+        // The upstream's logs can name the request as ours do.
+        req.insert_header(request_id::HEADER, ctx.request_id.header_value())?;
+        ctx.upstream_started = Some(std::time::Instant::now());
+        Ok(())
     }
 
     /// In this phase the gateway removes any `Set-Cookie` by which the
@@ -155,6 +167,9 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> pingora::Result<()> {
+        ctx.upstream_time = ctx.upstream_started.map(|t| t.elapsed());
+        // Ours, whatever the upstream set: the id the logs know it by.
+        resp.insert_header(request_id::HEADER, ctx.request_id.header_value())?;
         let ours = |v: &http::HeaderValue| {
             let name = v
                 .as_bytes()
@@ -210,7 +225,8 @@ impl ProxyHttp for Gateway {
         if code > 0 && down.response_written().is_none() {
             let resp = Failure::Proxy(code).json();
             let span = ctx.span.clone();
-            if let Err(e) = respond::send(down, resp).instrument(span).await {
+            let sent = respond::send(down, resp, &ctx.request_id);
+            if let Err(e) = sent.instrument(span).await {
                 let _in = ctx.span.enter();
                 tracing::debug!(error = %e, "cannot send the error response");
             }
@@ -221,23 +237,33 @@ impl ProxyHttp for Gateway {
         }
     }
 
-    /// In this phase the gateway writes exactly one access event.
+    /// In this phase the gateway counts the request (`/metrics`) and
+    /// writes exactly one access event.
     async fn logging(&self, down: &mut Downstream, e: Option<&Error>, ctx: &mut Ctx) {
+        let status = down.response_written().map_or(0, |r| r.status.as_u16());
+        self.metrics.request(ctx.route, ctx.outcome.index(), status);
+        let total = ctx.started.elapsed();
+        let upstream = ctx.upstream_time.unwrap_or_default();
+        self.metrics
+            .gateway_seconds
+            .observe(total.saturating_sub(upstream).as_secs_f64());
+        if let Some(t) = ctx.upstream_time {
+            self.metrics.upstream_seconds.observe(t.as_secs_f64());
+        }
         if !self.access_log {
             return;
         }
         let req = down.req_header();
-        let status = down.response_written().map_or(0, |r| r.status.as_u16());
         let _in = ctx.span.enter();
         tracing::info!(
             target: "applegate::access",
-            request_id = ctx.id,
+            request_id = %ctx.request_id,
             method = %req.method,
             path = req.uri.path(),
             status,
             outcome = ctx.outcome.as_str(),
             route = ctx.route,
-            duration_us = ctx.started.elapsed().as_micros() as u64,
+            duration_us = total.as_micros() as u64,
             error = e.map(|e| e.etype().as_str()),
         );
     }

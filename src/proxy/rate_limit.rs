@@ -17,6 +17,7 @@ use std::time::Duration;
 use pingora_limits::rate::Rate;
 
 use crate::config;
+use crate::metrics::RateLimited;
 
 /// What a client waits before trying again, in seconds (one interval).
 pub const RETRY_AFTER: u64 = 1;
@@ -27,6 +28,8 @@ pub struct SignInLimits {
     total: Rate,
     apple: Rate,
     cfg: config::RateLimit,
+    /// Refusals by limit, for `/metrics`.
+    refused: RateLimited,
 }
 
 impl SignInLimits {
@@ -39,7 +42,13 @@ impl SignInLimits {
             total: Rate::new(interval),
             apple: Rate::new(interval),
             cfg: cfg.clone(),
+            refused: RateLimited::default(),
         }
+    }
+
+    /// These limits with their refusals counted in `refused`.
+    pub fn counted(self, refused: RateLimited) -> Self {
+        SignInLimits { refused, ..self }
     }
 
     /// Counts one sign-in request from `client`; false when over a limit.
@@ -47,14 +56,23 @@ impl SignInLimits {
     /// the total, so one flooding address cannot use up everyone's budget.
     pub fn admit_sign_in(&self, client: IpAddr) -> bool {
         if self.per_client.observe(&client, 1) > self.cfg.sign_in_per_client as isize {
+            self.refused.per_client.inc();
             return false;
         }
-        self.total.observe(&(), 1) <= self.cfg.sign_in_total as isize
+        let admitted = self.total.observe(&(), 1) <= self.cfg.sign_in_total as isize;
+        if !admitted {
+            self.refused.total.inc();
+        }
+        admitted
     }
 
     /// Counts one token call to Apple; false when over the cap.
     pub fn admit_apple_call(&self) -> bool {
-        self.apple.observe(&(), 1) <= self.cfg.apple_token_calls as isize
+        let admitted = self.apple.observe(&(), 1) <= self.cfg.apple_token_calls as isize;
+        if !admitted {
+            self.refused.apple.inc();
+        }
+        admitted
     }
 }
 

@@ -129,6 +129,16 @@ impl Revocations {
                 .unwrap_or(true)
     }
 
+    /// How many revocations are held (sessions and users), for `/metrics`.
+    pub fn len(&self) -> usize {
+        self.read(&self.sessions).len() + self.read(&self.subs).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Drops what expired before `now`, here and in the store.
     pub async fn sweep(&self, now: u64) {
         self.write(&self.sessions).retain(|_, h| h.value > now);

@@ -6,6 +6,8 @@
 //! TLS, straight from Apple) is the one verified. The name in `user` is
 //! remembered for the user's later sign-ins ([`crate::session::Names`]).
 
+use std::borrow::Cow;
+
 use pingora::proxy::Session as Downstream;
 use serde::Deserialize;
 
@@ -79,6 +81,27 @@ fn display_name(user_json: &str) -> Option<String> {
 /// Finishes a sign-in: Apple's `form_post` checked against the
 /// login-state cookie, the code exchanged, the session cookie set.
 pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
+    let (outcome, resp) = finish_callback(gw, down).await;
+    gw.metrics.sign_in(&outcome);
+    resp
+}
+
+/// A failed sign-in's outcome for `applegate_sign_ins_total` (of
+/// [`crate::metrics::SIGN_IN_OUTCOMES`]).
+fn outcome_of(f: &Failure) -> Cow<'static, str> {
+    Cow::Borrowed(match f {
+        Failure::Apple(e) => return Cow::Owned(format!("apple_{}", e.kind())),
+        Failure::Denied(_) => "denied",
+        Failure::Login(_) => "state_invalid",
+        Failure::RateLimited(_) => "rate_limited",
+        Failure::State(_) => "store_error",
+        _ => "bad_request",
+    })
+}
+
+/// [`callback`]'s work: how it ended and the answer.
+async fn finish_callback(gw: &Gateway, down: &mut Downstream) -> (Cow<'static, str>, Response) {
+    let refused = |f: Failure, again: &str| (outcome_of(&f), f.answer(true, again));
     let form_type = down
         .req_header()
         .headers
@@ -90,14 +113,14 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !form_type {
-        return Failure::BadRequest("expected a form post").answer(true, START);
+        return refused(Failure::BadRequest("expected a form post"), START);
     }
     let form = match read_body(down, gw.max_callback_body)
         .await
         .and_then(|b| CallbackForm::parse(&b))
     {
         Ok(f) => f,
-        Err(f) => return f.answer(true, START),
+        Err(f) => return refused(f, START),
     };
     let now = gw.clock.now();
     let state = form.state.clone().unwrap_or_default();
@@ -119,8 +142,9 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
         .unwrap_or_else(|_| "/".into());
     let again = gw.start_url(&return_to);
 
+    let cancelled = form.error.as_deref() == Some("user_cancelled_authorize");
     let result = match (&form.error, login) {
-        (Some(e), _) if e == "user_cancelled_authorize" => Ok(Response::page(
+        (Some(_), _) if cancelled => Ok(Response::page(
             200,
             "Sign-in cancelled",
             &format!(
@@ -134,8 +158,12 @@ pub async fn callback(gw: &Gateway, down: &mut Downstream) -> Response {
             .await
             .map(|set| Response::redirect(303, location(&gw.public.origin, &login.return_to)).cookie(set)),
     };
-    let resp = result.unwrap_or_else(|f| f.answer(true, &again));
-    resp.cookie_if(clear)
+    let (outcome, resp) = match result {
+        Ok(r) if cancelled => (Cow::Borrowed("cancelled"), r),
+        Ok(r) => (Cow::Borrowed("ok"), r),
+        Err(f) => refused(f, &again),
+    };
+    (outcome, resp.cookie_if(clear))
 }
 
 /// Exchanges the code, checks the id_token and the policy, and returns the
