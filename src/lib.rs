@@ -68,9 +68,10 @@
 //!   free ports" behind `applegate dev`, the tests and the benchmarks;
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
-//! Dependencies point one way: `server ▶ {edge, proxy} ▶ {policy, pool, session,
-//! apple} ▶ {state ▶ config} ▶ {identity, canonical, secret}`; `kit ▶ {server,
-//! emulator, demo}`. Nothing below `proxy` imports it.
+//! Dependencies point one way: `server ▶ {edge, proxy, admin} ▶ {policy,
+//! pool, assertion, session, apple} ▶ {state ▶ config} ▶ {identity,
+//! canonical, secret, es256, metrics}`; `kit ▶ {server, emulator, demo}`.
+//! Nothing below `proxy` imports it.
 //!
 //! # Life of a request
 //!
@@ -80,7 +81,8 @@
 //!    time and size, while pingora parses it.
 //! 1. `request_filter` (inside the request's `tracing` span, which carries
 //!    its id: a trusted proxy's `X-Request-Id`, or a random one; sent
-//!    upstream, returned, shown on error pages: [`proxy::request_id`]) strips every client-sent identity header (`X-Auth-Request-*`,
+//!    upstream, returned, shown on error pages: [`proxy::request_id`])
+//!    strips every client-sent identity header (`X-Auth-Request-*`,
 //!    `X-Forwarded-User`, … in any case, `-` or `_`) and parses the target
 //!    and host once into canonical values ([`proxy::target::Target`]); an
 //!    ambiguous one is refused (400).
@@ -104,8 +106,9 @@
 //!    call gets 401 JSON ([`proxy::error`]).
 //! 5. `upstream_request_filter` builds the upstream's request
 //!    ([`proxy::upstream`]): the canonical target and host, the forwarding
-//!    headers, the gateway's cookies removed, the identity headers set;
-//!    pingora forwards to a backend of the route's pool ([`pool::Pool::pick`]);
+//!    headers, the gateway's cookies removed, the identity headers set (and
+//!    the signed assertion, cached per caller and route, where a route asks
+//!    for one: [`assertion`]); pingora forwards to a backend of the route's pool ([`pool::Pool::pick`]);
 //!    one that cannot be connected to is skipped and the request tried on
 //!    another (`fail_to_connect`).
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
