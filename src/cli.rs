@@ -50,6 +50,13 @@ pub enum Command {
               value_parser = clap::value_parser!(u16).range(1..65533))]
         port: u16,
     },
+    /// Ask a running gateway's admin listener whether it answers: exit 0 on
+    /// 200, 1 otherwise (a container HEALTHCHECK; the image has no curl)
+    Health {
+        /// The URL to GET (plain http, 2 s deadline)
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9180/ping")]
+        url: String,
+    },
     /// Print the version
     Version,
 }
@@ -96,6 +103,7 @@ pub fn dispatch(command: Option<Command>) -> ExitCode {
             },
         ),
         Some(Command::Dev { port }) => dev(port),
+        Some(Command::Health { url }) => health(&url),
         Some(Command::Version) => {
             say(&format!("applegate {}\n", env!("CARGO_PKG_VERSION")));
             ExitCode::SUCCESS
@@ -285,4 +293,85 @@ fn dev(port: u16) -> ExitCode {
         d.demo.addr,
     ));
     serve(&d.config, "dev")
+}
+
+/// How long `health` waits in all: connect, send, first line of the answer.
+const HEALTH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// GETs `url`; exit 0 if it answers 200, 1 (with the reason) otherwise.
+fn health(url: &str) -> ExitCode {
+    match health_status(url) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("applegate health: {url} answered {status}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("applegate health: {url}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The status code `url` answers a GET with, over plain HTTP/1.1 and
+/// within [`HEALTH_DEADLINE`]: no HTTP client, no runtime, for a probe
+/// that runs every few seconds in a container.
+fn health_status(url: &str) -> Result<u16, String> {
+    use std::io::Read as _;
+    use std::net::TcpStream;
+    use std::time::Instant;
+    use url::{Position, Url};
+
+    let u = Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if u.scheme() != "http" {
+        return Err("only http:// URLs (the admin listener is plain HTTP)".into());
+    }
+    let deadline = Instant::now() + HEALTH_DEADLINE;
+    let left = || {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| format!("no answer within {}s", HEALTH_DEADLINE.as_secs()))
+    };
+    let addrs = u.socket_addrs(|| None).map_err(|e| e.to_string())?;
+    let mut stream = None;
+    let mut last = String::from("the host has no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, left()?) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = format!("{a}: {e}"),
+        }
+    }
+    let mut s = stream.ok_or(last)?;
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+        &u[Position::BeforePath..Position::AfterQuery],
+        &u[Position::BeforeHost..Position::AfterPort],
+    );
+    s.set_write_timeout(Some(left()?))
+        .map_err(|e| e.to_string())?;
+    s.write_all(request.as_bytes()).map_err(|e| e.to_string())?;
+    // The status line is all that is read: "HTTP/1.1 200 OK\r\n".
+    let mut head = Vec::new();
+    let mut buf = [0u8; 256];
+    while !head.contains(&b'\n') && head.len() < 1024 {
+        s.set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default();
+    match line.split(' ').collect::<Vec<_>>()[..] {
+        [version, code, ..] if version.starts_with("HTTP/1.") => code
+            .parse()
+            .map_err(|_| format!("not an HTTP answer: {line:?}")),
+        _ => Err(format!("not an HTTP answer: {line:?}")),
+    }
 }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod config;
+mod health;
 mod online;
 mod serve;
 mod state;

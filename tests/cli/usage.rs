@@ -22,7 +22,7 @@ fn help_lists_the_commands_and_exits_0() {
         let (code, stdout, stderr) = applegate(args);
         assert_eq!(code, 0, "{args:?}: {stderr}");
         assert!(stdout.contains("Usage: applegate"), "{args:?}: {stdout}");
-        for command in ["run", "check", "dev", "version"] {
+        for command in ["run", "check", "dev", "health", "version"] {
             assert!(
                 stdout.contains(&format!("\n  {command} ")),
                 "{args:?} lists {command}: {stdout}"
