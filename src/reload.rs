@@ -1,6 +1,9 @@
 //! Certificate reload: `[server.tls]` files read again on SIGHUP, or when
 //! either file's modification time changes (checked every few seconds, so
-//! certbot or cert-manager renewals need no signal).
+//! certbot or cert-manager renewals need no signal). Without `[server.tls]`
+//! SIGHUP is still caught and logged: its default action would end the
+//! process, and `kill -HUP` (or a unit's `ExecReload`) must never stop a
+//! gateway.
 //!
 //! A reload swaps the pair behind [`crate::edge::Certificate`]: the next
 //! handshake gets it, open connections keep the one they shook hands with
@@ -22,8 +25,14 @@ use crate::edge::Certificate;
 /// How often the files' modification times are compared.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// The background service that reloads the listener's certificate.
+/// The background service that reloads the listener's certificate, if
+/// there is one, and catches SIGHUP either way.
 pub struct Reload {
+    pub tls: Option<TlsFiles>,
+}
+
+/// The listener's certificate and the files it is read from.
+pub struct TlsFiles {
     pub certificate: Arc<Certificate>,
     pub cert_file: PathBuf,
     pub key_file: PathBuf,
@@ -33,7 +42,7 @@ pub struct Reload {
 /// (it is being replaced), which counts as a change when it comes back.
 type Stamp = (Option<SystemTime>, Option<SystemTime>);
 
-impl Reload {
+impl TlsFiles {
     fn stamp(&self) -> Stamp {
         let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
         (mtime(&self.cert_file), mtime(&self.key_file))
@@ -69,7 +78,7 @@ impl BackgroundService for Reload {
         };
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut seen = self.stamp();
+        let mut seen = self.tls.as_ref().map(TlsFiles::stamp);
         loop {
             let hangup = async {
                 match hup.as_mut() {
@@ -79,15 +88,20 @@ impl BackgroundService for Reload {
             };
             tokio::select! {
                 _ = shutdown.changed() => return,
-                _ = hangup => {
-                    seen = self.stamp();
-                    self.reload("SIGHUP");
-                }
-                _ = poll.tick() => {
-                    let now = self.stamp();
-                    if now != seen {
-                        seen = now;
-                        self.reload("file changed");
+                _ = hangup => match &self.tls {
+                    Some(tls) => {
+                        seen = Some(tls.stamp());
+                        tls.reload("SIGHUP");
+                    }
+                    None => tracing::info!("SIGHUP: nothing to reload (no [server.tls])"),
+                },
+                _ = poll.tick(), if self.tls.is_some() => {
+                    if let Some(tls) = &self.tls {
+                        let now = tls.stamp();
+                        if Some(now) != seen {
+                            seen = Some(now);
+                            tls.reload("file changed");
+                        }
                     }
                 }
             }

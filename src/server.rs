@@ -162,19 +162,21 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     };
     let mut gate = crate::edge::Gate::new(proxy, limits);
     let connections = gate.open_connections();
+    let mut reload = crate::reload::Reload { tls: None };
     if let Some(tls) = &config.server.tls {
         let certificate = crate::edge::Certificate::new(tls.key.clone());
         gate = gate.with_tls(crate::edge::Tls::new(
             certificate.clone(),
             config.server.head_timeout,
         ));
-        let reload = crate::reload::Reload {
+        reload.tls = Some(crate::reload::TlsFiles {
             certificate,
             cert_file: tls.cert_file.clone(),
             key_file: tls.key_file.clone(),
-        };
-        server.add_service(background_service("certificate reload", reload));
+        });
     }
+    // Always: it also keeps SIGHUP from ending the process.
+    server.add_service(background_service("certificate reload", reload));
     let mut proxy = pingora::services::listening::Service::new("applegate".to_string(), gate);
     // A plain TCP listener even with TLS: the gate handshakes, after the
     // connection cap and under the head deadline.

@@ -260,3 +260,32 @@ fn check_reports_the_state_store_and_fails_when_it_cannot_be_written() {
         "{stderr}"
     );
 }
+
+/// SIGHUP without `[server.tls]` is logged and nothing more: its default
+/// action would end the process, and operators (and a unit's
+/// `ExecReload`) send it by reflex. The gateway keeps serving, and a
+/// session still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_does_not_stop_the_gateway() {
+    let gw = Gateway::new("sighup");
+    let http = client();
+    let mut proc = gw.start();
+    let cookie = gw.session("hup@example.com").await;
+    // The signal handler is a background service: let it start.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..2 {
+        Command::new("kill")
+            .args(["-HUP", &proc.0.id().to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            proc.0.try_wait().unwrap().is_none(),
+            "SIGHUP ended the gateway"
+        );
+    }
+    assert_eq!(
+        status(&http, &gw.url, "/oauth2/userinfo", &cookie).await,
+        Some(200)
+    );
+}
