@@ -8,12 +8,15 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pingora::tls::{ServerConfig, TlsAcceptor};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::common::raw;
 use super::common::ws::{assert_echoes, header, status, upgrade, Echo, ACCEPT};
 use super::common::{Browser, Nav, Options, Stack};
 use super::config::check_routes;
@@ -275,4 +278,62 @@ fn upstream_ca_file_problems_are_reported_with_key_paths() {
         &format!("[[routes]]\npath = \"/\"\n{https}\nupstream_ca_file = {ca:?}\n"),
     );
     assert_eq!(code, 0, "{out}");
+}
+
+/// An app answering `/healthz` with `health` and counting other requests.
+fn counting_app(health: u16) -> (SocketAddr, Arc<AtomicUsize>, applegate::httpd::Handle) {
+    use applegate::httpd::{self, Reply};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    let handler: httpd::Handler = Arc::new(move |req| {
+        if req.path == "/healthz" {
+            return Reply::new(health, "text/plain", "health");
+        }
+        count.fetch_add(1, Ordering::SeqCst);
+        Reply::new(200, "text/plain", "app")
+    });
+    let handle = httpd::spawn("ca-app", listener, handler).unwrap();
+    (addr, served, handle)
+}
+
+/// The active health check trusts `upstream_ca_file` as requests do: of a
+/// pool of two https upstreams, the one answering 500 on `/healthz` gets
+/// no traffic. (Were the check to distrust both, both would be down, and
+/// a pool with every backend down tries them all.)
+#[test]
+fn the_health_check_trusts_upstream_ca_file() {
+    let dir = TempDir::new("up-hc");
+    let pki = Pki::make(&dir);
+    let (a, a_served, _ha) = counting_app(200);
+    let (b, b_served, _hb) = counting_app(500);
+    let (fa, fb) = (TlsFront::start(&pki, a), TlsFront::start(&pki, b));
+    let stack = Stack::with(Options {
+        upstream: Some(a),
+        extra_toml: format!(
+            "[[routes]]\npath = \"/pool/\"\nauth = \"public\"\n\
+             upstream = [\"https://localhost:{}\", \"https://127.0.0.1:{}\"]\n\
+             upstream_ca_file = {:?}\nhealth_check = \"/healthz\"\nhealth_check_interval = \"1s\"\n",
+            fa.port,
+            fb.port,
+            pki.ca.display().to_string()
+        ),
+        ..Options::default()
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    for _ in 0..10 {
+        let r = raw::send(
+            stack.gateway.addr,
+            "GET /pool/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(
+        (
+            a_served.load(Ordering::SeqCst),
+            b_served.load(Ordering::SeqCst)
+        ),
+        (10, 0)
+    );
 }
