@@ -50,7 +50,7 @@ pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
 pub use session::{RedirectHost, Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{State, DEFAULT_STATE_FILE};
 pub use tls::Tls;
-pub use upstream::{Balance, HealthCheck, Upstream, Upstreams};
+pub use upstream::{Balance, HealthCheck, Upstream, UpstreamCa, Upstreams};
 pub use validate::Problem;
 
 /// Everything the gateway needs, validated.

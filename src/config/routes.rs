@@ -77,6 +77,9 @@ struct RouteSection {
     /// The active health check's path, and how often it runs.
     health_check: Option<String>,
     health_check_interval: Option<DurationText>,
+    /// PEM CA certificates an https upstream's certificate is checked
+    /// against, instead of the system's roots.
+    upstream_ca_file: Option<String>,
 }
 
 /// Reads and checks every `[[routes]]` entry; `slashes` is the server's
@@ -193,6 +196,7 @@ fn route(
         upstream_fail_timeout: r.upstream_fail_timeout,
         health_check: r.health_check,
         health_check_interval: r.health_check_interval,
+        upstream_ca_file: r.upstream_ca_file,
     };
     let assertion = r.assertion.unwrap_or(false);
     if assertion && auth == AuthMode::Public {

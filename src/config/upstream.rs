@@ -7,7 +7,14 @@
 //! ([`crate::pool`]), never on the request path.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use pingora::protocols::tls::CaType;
+use pingora::utils::tls::WrappedX509;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use serde::Deserialize;
 
@@ -36,6 +43,26 @@ pub struct Upstreams {
     pub fail_timeout: Duration,
     /// The active health check, when asked for.
     pub health_check: Option<HealthCheck>,
+    /// `upstream_ca_file`: the CA certificates an https upstream's
+    /// certificate must chain to instead of the system's roots.
+    pub ca: Option<UpstreamCa>,
+}
+
+/// `upstream_ca_file`, read: the file and its certificates, as pingora
+/// takes them for a peer (`PeerOptions::ca`).
+#[derive(Clone)]
+pub struct UpstreamCa {
+    pub file: PathBuf,
+    pub certs: Arc<CaType>,
+}
+
+impl std::fmt::Debug for UpstreamCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamCa")
+            .field("file", &self.file)
+            .field("certs", &self.certs.len())
+            .finish()
+    }
 }
 
 impl Upstreams {
@@ -56,6 +83,7 @@ impl Upstreams {
             balance: Balance::RoundRobin,
             fail_timeout: FAIL_TIMEOUT,
             health_check: None,
+            ca: None,
         }
     }
 }
@@ -102,6 +130,7 @@ pub(super) struct UpstreamKeys {
     pub upstream_fail_timeout: Option<DurationText>,
     pub health_check: Option<String>,
     pub health_check_interval: Option<DurationText>,
+    pub upstream_ca_file: Option<String>,
 }
 
 /// Default `upstream_fail_timeout`: nginx's `fail_timeout`.
@@ -180,13 +209,62 @@ pub(super) fn read(v: &mut Validator<'_>, k: UpstreamKeys, key: &str) -> Option<
             "expected at least \"1s\"",
         );
     }
+    let ca = k.upstream_ca_file.and_then(|f| {
+        let at = format!("{key}.upstream_ca_file");
+        if !members[0].tls {
+            v.problem(
+                &at,
+                "only for https:// upstreams (it names the CA their certificate is checked against); remove it or use https://",
+            );
+            return None;
+        }
+        let file = v.path(&f);
+        match read_ca(&file) {
+            Ok(certs) => Some(UpstreamCa { file, certs }),
+            Err(e) => {
+                v.problem(&at, e);
+                None
+            }
+        }
+    });
     Some(Upstreams {
         url: texts.join(", "),
         members,
         balance: k.balance.unwrap_or_default(),
         fail_timeout,
         health_check,
+        ca,
     })
+}
+
+/// Reads `upstream_ca_file`: PEM, one or more CA certificates, each one
+/// rustls takes as a trust anchor (what pingora does with it per connect).
+pub fn read_ca(file: &Path) -> Result<Arc<CaType>, String> {
+    let pem = std::fs::read(file).map_err(|e| format!("cannot read {file:?}: {e}"))?;
+    let ders = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{file:?} is not valid PEM: {e}"))?;
+    if ders.is_empty() {
+        return Err(format!(
+            "{file:?} holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    let mut roots = pingora::tls::RootCertStore::empty();
+    let mut certs = Vec::with_capacity(ders.len());
+    for (i, der) in ders.into_iter().enumerate() {
+        let bad = |e: &dyn std::fmt::Display| {
+            format!("{file:?}: certificate {} is not usable as a CA: {e}", i + 1)
+        };
+        roots.add(der.clone()).map_err(|e| bad(&e))?;
+        // pingora's own builder (`parse_x509`) panics on a certificate it
+        // cannot parse; parsing here first makes that a config problem.
+        let cert = WrappedX509::try_new(der.to_vec(), |raw| {
+            x509_parser::parse_x509_certificate(raw).map(|(_, c)| c)
+        })
+        .map_err(|e| bad(&e))?;
+        certs.push(cert);
+    }
+    Ok(certs.into())
 }
 
 fn upstream(v: &mut Validator<'_>, text: &str, key: &str) -> Option<Upstream> {

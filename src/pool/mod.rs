@@ -50,6 +50,9 @@ pub struct Pool {
     members: Vec<config::Upstream>,
     /// Timeouts and ALPN of the route, for every backend's peer.
     options: PeerOptions,
+    /// Every peer's `group_key`: 0, or with `upstream_ca_file` a hash of
+    /// the CA certificates (see [`ca_group`]).
+    group_key: u64,
     health_check: Option<HealthCheck>,
 }
 
@@ -101,6 +104,9 @@ impl Pool {
             // speaks h2c with prior knowledge, as no ALPN can ask.
             options.alpn = pingora::protocols::ALPN::H2;
         }
+        // `upstream_ca_file`: the peer's certificate must chain to these
+        // instead of the system's roots; still verified, host name too.
+        options.ca = route.upstream.ca.as_ref().map(|ca| ca.certs.clone());
         Pool::with_options(&route.upstream, options)
     }
 
@@ -114,6 +120,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             backends: ArcSwap::from_pointee(Vec::new()),
             members: u.members.clone(),
+            group_key: ca_group(&options),
             options,
             health_check: u.health_check.clone(),
         };
@@ -212,6 +219,7 @@ impl Pool {
                 let u = &self.members[member];
                 let mut peer = HttpPeer::new(addr, u.tls, u.sni.clone());
                 peer.options = self.options.clone();
+                peer.group_key = self.group_key;
                 Arc::new(Backend {
                     peer,
                     addr,
@@ -223,6 +231,22 @@ impl Pool {
             })
             .collect()
     }
+}
+
+/// pingora reuses an upstream connection for any peer of the same address,
+/// SNI and verification flags: its reuse hash leaves out the peer's CA. A
+/// route without `upstream_ca_file` could then be handed a connection that
+/// only another route's CA made trusted (and the other way round). The
+/// CA's certificates go into `group_key`, which the hash does include, so
+/// connections are shared only under the same trust.
+fn ca_group(options: &PeerOptions) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let Some(ca) = &options.ca else { return 0 };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for c in ca.iter() {
+        c.borrow_raw_cert().hash(&mut h);
+    }
+    h.finish().max(1)
 }
 
 impl Backend {

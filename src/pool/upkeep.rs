@@ -121,7 +121,17 @@ async fn check_health(pool: Arc<Pool>, check: HealthCheck) {
             let client = match clients.entry((b.member, b.addr)) {
                 std::collections::hash_map::Entry::Occupied(c) => c.get().clone(),
                 std::collections::hash_map::Entry::Vacant(slot) => {
-                    let built = reqwest::Client::builder()
+                    let mut builder = reqwest::Client::builder();
+                    // `upstream_ca_file`: the check trusts what requests do.
+                    if let Some(ca) = &pool.options.ca {
+                        builder = builder.tls_built_in_root_certs(false);
+                        for c in ca.iter() {
+                            if let Ok(c) = reqwest::Certificate::from_der(c.borrow_raw_cert()) {
+                                builder = builder.add_root_certificate(c);
+                            }
+                        }
+                    }
+                    let built = builder
                         .resolve(&u.sni, b.addr)
                         .timeout(timeout)
                         .redirect(reqwest::redirect::Policy::none())

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod raw;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -6,6 +6,16 @@ use std::process::Command;
 use super::{make_cert, TempDir};
 
 fn check(dir: &TempDir, tls: &str) -> (i32, String) {
+    check_routes(
+        dir,
+        tls,
+        "[[routes]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\n",
+    )
+}
+
+/// `applegate check` of a config with `tls` in `[server]` and `routes`:
+/// the exit code and what it printed.
+pub fn check_routes(dir: &TempDir, tls: &str, routes: &str) -> (i32, String) {
     std::fs::write(
         dir.path("session.key"),
         "q3J0bXk2c0FkZ2VGcGxhbnRzK2FyZS9nb29kLWZvci15b3U9PQxyzw",
@@ -18,7 +28,7 @@ fn check(dir: &TempDir, tls: &str) -> (i32, String) {
             "[server]\npublic_url = \"https://app.example.com\"\n{tls}\n\
              [apple]\nteam_id = \"TEAM123456\"\nservices_id = \"com.example.web\"\nkey_id = \"KEY1234567\"\n\
              [session]\nsecret_file = \"session.key\"\n\
-             [[routes]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\n"
+             {routes}"
         ),
     )
     .unwrap();

@@ -1,7 +1,8 @@
 //! TLS and HTTP/2 at the edge, over real sockets: the gateway's TLS
 //! listener with curl as the client (HTTP/2 and HTTP/1.1), the edge guard
 //! under TLS, certificate reloads, the plain-HTTP redirect listener, the
-//! config checks, and HTTP/2 to upstreams. Certificates are made by each
+//! config checks, HTTP/2 to upstreams, and upstreams over TLS signed by a
+//! private CA (`upstream_ca_file`). Certificates are made by each
 //! test with `openssl req -x509`. One test crate (`cargo test --test
 //! tls`) in a few files, by topic.
 
@@ -13,6 +14,7 @@ mod listener;
 mod redirect;
 mod reload;
 mod upstream;
+mod upstream_tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -9,8 +9,9 @@ use super::Gateway;
 
 /// An h2c-only upstream (the `h2` crate's server on plain TCP): it
 /// answers every request with the HTTP version and `:authority` it got.
-/// An HTTP/1.1 request is not HTTP/2's preface, so it fails.
-fn h2c_upstream() -> SocketAddr {
+/// An HTTP/1.1 request is not HTTP/2's preface, so it fails. Behind
+/// [`super::upstream_tls`]'s TLS front it is an h2 upstream over TLS.
+pub fn h2c_upstream() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
