@@ -208,10 +208,13 @@ fn hold(bench: &Bench) {
     println!(
         "\nload: holding for 10 minutes (Ctrl-C to stop). applegate pid {} on core 0:\n  \
          taskset -c 1 wrk -t1 -c64 -d10s -H '{}' {}\n  \
+         bearer: taskset -c 1 wrk -t1 -c64 -d10s -H '{}' {}\n  \
          nginx proxy: {}   bare pingora: {}",
         bench.target(Server::Applegate).pid.unwrap_or(0),
         bench.header(Sends::Cookie),
         bench.url(Server::Applegate, "/"),
+        bench.header(Sends::Bearer),
+        bench.url(Server::Applegate, "/api/"),
         bench.url(Server::Nginx, "/"),
         bench.url(Server::Bare, "/")
     );

@@ -23,7 +23,7 @@ use crate::assertion::Assertions;
 use crate::canonical::PathRefused;
 use crate::clock::SharedClock;
 use crate::config::{AuthMode, Config, EncodedSlashes, PublicUrl};
-use crate::identity::{Caller, Identity, Proof};
+use crate::identity::{Caller, Identity};
 use crate::metrics::Metrics;
 use crate::policy::{Denied, Policy};
 use crate::session::{
@@ -193,22 +193,18 @@ impl Gateway {
             };
             return Ok(Identified { caller, set_cookie });
         };
-        let claims = self
+        let caller = self
             .bearer
             .verify(token, self.clock.now(), self.apple.leeway(), || {
                 self.apple.verify_bearer_token(token)
             })
             .await
             .map_err(Failure::BadToken)?;
-        let identity = claims.identity(Proof::Bearer {
-            issued_at: claims.iat,
-            expires_at: claims.exp,
-        });
-        if self.revocations.is_revoked(&identity) {
+        if self.revocations.is_revoked(&caller.identity) {
             return Err(Failure::NoSession(SessionError::Revoked));
         }
         Ok(Identified {
-            caller: Arc::new(Caller::new(identity)),
+            caller,
             set_cookie: None,
         })
     }
