@@ -15,7 +15,9 @@
 //! app: the connection cap, the head deadline and size cap, keep-alive's
 //! idle wait, our pages for pingora's errors), [`clock`], [`secret`],
 //! [`html`], [`httpd`], [`metrics`] (every Prometheus family, its
-//! handles resolved at start).
+//! handles resolved at start), [`access_log`] (each request's line
+//! formatted in its task, written by a thread of its own through a
+//! bounded queue: dropped and counted when full, never waited for).
 //!
 //! - [`config`]: one file per TOML section, read through serde with every
 //!   problem and its key path ([`config::file`], [`config::validate`]),
@@ -70,8 +72,8 @@
 //!
 //! Dependencies point one way: `server ▶ {edge, proxy, admin} ▶ {policy,
 //! pool, assertion, session, apple} ▶ {state ▶ config} ▶ {identity,
-//! canonical, secret, es256, metrics}`; `kit ▶ {server, emulator, demo}`.
-//! Nothing below `proxy` imports it.
+//! canonical, secret, es256, metrics, access_log}`; `kit ▶ {server,
+//! emulator, demo}`. Nothing below `proxy` imports it.
 //!
 //! # Life of a request
 //!
@@ -114,13 +116,14 @@
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
 //!    then adds the renewed session cookie, if any.
 //! 7. `logging` counts the request for `/metrics` (atomic adds on handles
-//!    resolved at start) and writes one access event (never a query,
-//!    cookie or token).
+//!    resolved at start) and queues one access line (never a query,
+//!    cookie or token) for the access log's writer ([`access_log`]).
 //!
 //! The authenticated path does no network I/O and no public-key crypto,
 //! except the one request per session and re-validation interval that asks
 //! Apple.
 
+pub mod access_log;
 pub mod admin;
 pub mod apple;
 pub mod assertion;

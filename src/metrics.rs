@@ -89,6 +89,8 @@ pub struct Metrics {
     pub apple_keys: IntGauge,
     pub store_up: IntGauge,
     pub open_connections: IntGauge,
+    /// Access lines lost: the queue was full, or the destination failed.
+    pub access_log_dropped: IntCounter,
 }
 
 /// Hits and misses of one cache.
@@ -307,6 +309,15 @@ impl Metrics {
                 "applegate_open_connections",
                 "Client connections open on the public listener.",
             ),
+            access_log_dropped: {
+                let c = IntCounter::new(
+                    "applegate_access_log_dropped_total",
+                    "Access log lines dropped: the queue (log.access_queue) was full, or the destination failed.",
+                )
+                .expect("valid metric options");
+                reg(Box::new(c.clone()));
+                c
+            },
             registry,
         }
     }

@@ -20,6 +20,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::access_log::AccessLog;
 use crate::assertion::Assertions;
 use crate::clock::SharedClock;
 use crate::config::Config;
@@ -43,6 +44,8 @@ pub enum StartError {
     Redirect(SocketAddr, std::io::Error),
     /// The admin listener's address cannot be bound.
     Admin(SocketAddr, std::io::Error),
+    /// The access log's file cannot be opened (or its thread started).
+    AccessLog(Option<std::path::PathBuf>, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -56,6 +59,12 @@ impl std::fmt::Display for StartError {
                 write!(f, "server.redirect_http: cannot listen on {a}: {e}")
             }
             StartError::Admin(a, e) => write!(f, "admin.listen: cannot listen on {a}: {e}"),
+            StartError::AccessLog(Some(p), e) => {
+                write!(f, "log.access_file: cannot open {}: {e}", p.display())
+            }
+            StartError::AccessLog(None, e) => {
+                write!(f, "cannot start the access log's writer: {e}")
+            }
         }
     }
 }
@@ -115,8 +124,52 @@ pub fn listener(addr: &str, read_buffer: usize) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(read_buffer))
 }
 
-/// Builds the pingora server for `config`.
-pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> {
+/// How long a stopping gateway waits for the access log's last lines to be
+/// written (a destination that never takes them must not hold up the exit).
+const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(5);
+
+/// The access log, started if `[log] access` is on and the log filter lets
+/// its events through (`level = "warn"` turned it off before it had a
+/// writer of its own, and still does); the lines lost are counted in
+/// `dropped`.
+fn access_log(
+    log: &crate::config::Log,
+    dropped: prometheus::IntCounter,
+) -> Result<Option<AccessLog>, StartError> {
+    if !log.access || !tracing::enabled!(target: "applegate::access", tracing::Level::INFO) {
+        return Ok(None);
+    }
+    let format = match log.format {
+        crate::config::LogFormat::Text => crate::access_log::Format::Text,
+        crate::config::LogFormat::Json => crate::access_log::Format::Json,
+    };
+    AccessLog::start(
+        log.access_file.as_deref(),
+        format,
+        log.access_queue,
+        dropped,
+    )
+    .map(Some)
+    .map_err(|e| StartError::AccessLog(log.access_file.clone(), e))
+}
+
+/// Writes what the access log still holds, if there is one (at shutdown).
+fn finish(access: Option<AccessLog>) {
+    if let Some(log) = access {
+        if !log.finish(ACCESS_LOG_FLUSH) {
+            tracing::warn!(
+                "the access log's last lines were not written within {ACCESS_LOG_FLUSH:?}"
+            );
+        }
+    }
+}
+
+/// Builds the pingora server for `config`, and the access log it writes
+/// to (to be finished when the server has stopped).
+pub fn build(
+    config: &Config,
+    clock: SharedClock,
+) -> Result<(Server, Option<AccessLog>), StartError> {
     // Pingora retries a busy address in the background; an operator is
     // better served by failing now with the reason.
     drop(
@@ -137,7 +190,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     let assertions = Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
     let disabled_emails = Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
-    let gateway = Gateway::new(
+    let mut gateway = Gateway::new(
         config,
         clock.clone(),
         revocations.clone(),
@@ -145,6 +198,8 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         assertions,
     )
     .map_err(StartError::Apple)?;
+    let access = access_log(&config.log, gateway.metrics.access_log_dropped.clone())?;
+    gateway.access_log = access.clone();
     let metrics = gateway.metrics.clone();
     let apple = gateway.apple.clone();
     let upkeep = Upkeep {
@@ -218,12 +273,12 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     if let Some(pools) = pools {
         server.add_service(background_service("upstream pools", pools));
     }
-    Ok(server)
+    Ok((server, access))
 }
 
 /// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
 pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
-    let server = build(config, clock)?;
+    let (server, access) = build(config, clock)?;
     tracing::info!(
         listen = %config.server.listen,
         tls = config.server.tls.is_some(),
@@ -233,6 +288,7 @@ pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
         "applegate started"
     );
     server.run(RunArgs::default());
+    finish(access);
     Ok(())
 }
 
@@ -280,14 +336,15 @@ impl Drop for Running {
 /// Starts the gateway on a thread and waits until it accepts connections
 /// (for `dev` and tests; the binary uses [`run`]).
 pub fn spawn(config: &Config, clock: SharedClock) -> Result<Running, StartError> {
-    let server = build(config, clock)?;
+    let (server, access) = build(config, clock)?;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("applegate".into())
         .spawn(move || {
             server.run(RunArgs {
                 shutdown_signal: Box::new(Trigger(rx)),
-            })
+            });
+            finish(access);
         })
         .map_err(StartError::Thread)?;
     let addr = config.server.listen;

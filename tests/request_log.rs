@@ -1,7 +1,9 @@
 //! The request id in the log: every line a request logs carries its id
-//! (the request span's `id`), and that id is the `X-Request-Id` the
-//! response returned. Its own test crate: it installs the process's log
-//! subscriber and reads everything the gateway logged.
+//! (the request span's `id`), its access line too, and that id is the
+//! `X-Request-Id` the response returned. Its own test crate: it installs
+//! the process's log subscriber and reads everything the gateway logged
+//! (the access lines from `[log] access_file`: the access log has a
+//! writer of its own).
 
 mod common;
 
@@ -35,8 +37,9 @@ fn id_of(page: &common::browser::Page) -> String {
 
 /// A sign-in (start and callback), a proxied request, a refused one and
 /// an Apple error: the gateway's log lines, at debug, each inside a
-/// request span with the id that request's response returned; the only
-/// lines outside one are the background key refresh's.
+/// request span with the id that request's response returned (the access
+/// lines too); the only lines outside one are the background key
+/// refresh's.
 #[tokio::test]
 async fn every_line_of_a_request_carries_its_id() {
     let log = Captured::default();
@@ -46,7 +49,15 @@ async fn every_line_of_a_request_carries_its_id() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .init();
-    let stack = Stack::with(Options::default());
+    let access_file = std::env::temp_dir().join(format!(
+        "applegate-request-log-{}-{}.log",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    let stack = Stack::with(Options {
+        log_toml: format!("access_file = {:?}", access_file.to_str().unwrap()),
+        ..Options::default()
+    });
     let mut b = Browser::new();
 
     let start = b
@@ -73,9 +84,12 @@ async fn every_line_of_a_request_carries_its_id() {
         .await
         .callback_page;
     assert_eq!(failed.status, 401, "{}", failed.body);
+    // Stopped: every access line is written.
     drop(stack);
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let mut text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    text.push_str(&std::fs::read_to_string(&access_file).unwrap());
+    let _ = std::fs::remove_file(&access_file);
     let mut outside = Vec::new();
     for line in text.lines() {
         if !line.contains("request{id=") && !line.contains("fetched Apple's signing keys") {

@@ -79,7 +79,9 @@ pub struct Gateway {
     pub(super) max_headers: usize,
     /// Session cookies already opened (see [`session::Cache`]).
     sessions: session::Cache,
-    pub(super) access_log: bool,
+    /// Where access lines go, if the access log is on (set by
+    /// [`crate::server`], which starts its writer).
+    pub access_log: Option<crate::access_log::AccessLog>,
     /// What `/metrics` shows; the request path holds pre-resolved handles.
     pub metrics: Arc<Metrics>,
 }
@@ -133,7 +135,7 @@ impl Gateway {
             own_cookies: OwnCookies::new(&config.session.cookie_name),
             max_headers: config.server.max_headers,
             sessions: session::Cache::default().counted(metrics.session_cache.clone()),
-            access_log: config.log.access,
+            access_log: None,
             metrics,
         })
     }

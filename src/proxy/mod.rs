@@ -250,22 +250,20 @@ impl ProxyHttp for Gateway {
         if let Some(t) = ctx.upstream_time {
             self.metrics.upstream_seconds.observe(t.as_secs_f64());
         }
-        if !self.access_log {
+        let Some(log) = &self.access_log else {
             return;
-        }
+        };
         let req = down.req_header();
-        let _in = ctx.span.enter();
-        tracing::info!(
-            target: "applegate::access",
-            request_id = %ctx.request_id,
-            method = %req.method,
-            path = req.uri.path(),
+        log.record(&crate::access_log::Entry {
+            request_id: ctx.request_id.as_str(),
+            method: req.method.as_str(),
+            path: req.uri.path(),
             status,
-            outcome = ctx.outcome.as_str(),
-            route = ctx.route,
-            duration_us = total.as_micros() as u64,
-            error = e.map(|e| e.etype().as_str()),
-        );
+            outcome: ctx.outcome.as_str(),
+            route: ctx.route,
+            duration_us: total.as_micros() as u64,
+            error: e.map(|e| e.etype().as_str()),
+        });
     }
 
     /// The request summary pingora puts in its error logs: method and path

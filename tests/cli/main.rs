@@ -2,6 +2,7 @@
 //! and `dev`, and its state across restarts. One test crate (`cargo test
 //! --test cli`) in a few files, by what they run.
 
+mod access_log;
 #[path = "../common/mod.rs"]
 mod common;
 mod config;

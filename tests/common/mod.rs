@@ -65,6 +65,8 @@ pub struct Options {
     pub root_auth: &'static str,
     /// Extra keys for the [server] section.
     pub server_toml: String,
+    /// Extra keys for the [log] section (e.g. `access_file`).
+    pub log_toml: String,
     /// `server.public_url` instead of `http://localhost:<port>` (an https
     /// origin, as behind a TLS terminator; the scripted browser then cannot
     /// follow it, raw requests can).
@@ -92,6 +94,7 @@ impl Default for Options {
             upstream: None,
             root_auth: "required",
             server_toml: String::new(),
+            log_toml: String::new(),
             public_url: None,
             sign_in_per_client: 100_000,
             apple_token_calls: 100_000,
@@ -136,6 +139,7 @@ keys_refetch_interval = "1s"
 
 [log]
 level = "warn"
+{log_extra}
 
 [rate_limit]
 sign_in_per_client = {sign_in_per_client}
@@ -152,6 +156,7 @@ upstream = "http://{{upstream}}"
 "#,
             root_auth = opts.root_auth,
             server_extra = opts.server_toml,
+            log_extra = opts.log_toml,
             sign_in_per_client = opts.sign_in_per_client,
             apple_token_calls = opts.apple_token_calls,
             extra = opts.extra_toml,
