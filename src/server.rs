@@ -200,6 +200,7 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
         let app = crate::admin::Admin {
             metrics,
             store: revocations.store(),
+            fail_closed: config.state.fail_closed(),
             revocations,
             apple,
             connections,
