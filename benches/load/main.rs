@@ -273,8 +273,8 @@ fn measure(bench: &mut Bench, mode: &Mode) -> report::Results {
     let redis = kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let port = kit::free_port();
     let mut t: toml::Table = bench.gateway_toml(port, false).parse().unwrap();
-    let state = toml::toml! { backend = "redis" };
-    t.insert("state".into(), toml::Value::Table(state));
+    t.remove("state");
+    kit::set(&mut t, "state", "backend", "redis".into());
     kit::set(&mut t, "state", "redis_url", redis.url());
     let shared = bench.start_gateway(
         "applegate (Redis store)",
