@@ -33,6 +33,9 @@ pub struct Admin {
     pub revocations: Arc<Revocations>,
     pub apple: Arc<apple::Client>,
     pub store: Arc<dyn Store>,
+    /// `state.fail_closed`: out of sync, this replica refuses sessions, so
+    /// it is not ready either.
+    pub fail_closed: bool,
     pub connections: OpenConnections,
     pub draining: Draining,
 }
@@ -57,8 +60,12 @@ impl BackgroundService for Draining {
     }
 }
 
-/// The store answers a read (a lookup of an id no notification has).
+/// The store answers a read (a lookup of an id no notification has), and
+/// a shared one keeps this replica's views in sync.
 async fn store_up(store: &Arc<dyn Store>) -> bool {
+    if !store.in_sync() {
+        return false;
+    }
     let store = store.clone();
     state::blocking(move || store.notification_seen("applegate-readiness-probe"))
         .await
@@ -81,23 +88,38 @@ impl Admin {
         )
     }
 
-    /// 200 when the gateway can serve sign-ins, else 503, with why.
+    /// 200 when the gateway can serve sign-ins, else 503, with why. A
+    /// shared store out of reach is "degraded", and still ready (signed-in
+    /// users are served from the last known view: taking every replica out
+    /// of the load balancer would serve no one) unless `fail_closed`.
     async fn ready(&self) -> (StatusCode, &'static str, Vec<u8>) {
         let draining = self.draining.get();
         let keys = self.apple.jwks.loaded_or_loadable().await;
         let store = store_up(&self.store).await;
-        let ready = !draining && keys && store;
-        let reason = match (draining, keys, store) {
-            (true, _, _) => "draining",
-            (_, false, _) => "Apple's signing keys are not loaded and cannot be fetched",
-            (_, _, false) => "the state store does not answer",
+        let shared_away = !store && !self.store.in_sync();
+        let store_ok = store || (shared_away && !self.fail_closed);
+        let ready = !draining && keys && store_ok;
+        let reason = match (draining, keys, store, store_ok) {
+            (true, ..) => "draining",
+            (_, false, ..) => "Apple's signing keys are not loaded and cannot be fetched",
+            (_, _, false, true) => {
+                "degraded: the state store (Redis) is out of reach; signed-in users are served from the last known view"
+            }
+            (_, _, false, false) if shared_away => {
+                "the state store (Redis) is out of reach and state.fail_closed refuses sessions"
+            }
+            (_, _, false, false) => "the state store does not answer",
             _ => "ready",
         };
         let body = json!({
             "ready": ready,
             "reason": reason,
             "apple_keys": self.apple.jwks.len(),
-            "store": if store { "ok" } else { "unreachable" },
+            "store": match (store, shared_away) {
+                (true, _) => "ok",
+                (false, true) => "degraded",
+                (false, false) => "unreachable",
+            },
             "draining": draining,
         });
         let status = if ready {

@@ -181,6 +181,17 @@ fn check(path: &Path, c: &Config) -> ExitCode {
             out,
             "  state        memory only (lost at exit: sign-outs do not survive a restart)"
         ),
+        // Never the URL: it may hold a password.
+        config::State::Redis(r) => writeln!(
+            out,
+            "  state        Redis, keys under {:?}{}",
+            r.key_prefix,
+            if r.fail_closed {
+                ", sessions refused while it is out of reach"
+            } else {
+                ""
+            }
+        ),
     };
     for r in &c.routes {
         let _ = writeln!(

@@ -15,6 +15,8 @@
 //! `dev`), or as the real binary (the load benchmark, with
 //! [`Secrets::write`] and [`wait_listening`]).
 
+pub mod redis;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -27,8 +27,9 @@
 //!   notification ids seen, relay email statuses, the name Apple sent once
 //!   and each session's refresh token, both sealed by their owners) behind
 //!   one seam, [`state::Store`], with one shared test suite: a crash-safe
-//!   single-file database by default, memory when asked. Never on the
-//!   per-request path.
+//!   single-file database by default, memory when asked, or Redis shared
+//!   by several replicas (changes published to every replica's views,
+//!   revocations queued while it is away). Never on the per-request path.
 //! - [`session`]: the sealed session cookie and its lifetime (absolute,
 //!   idle, due for re-issue or re-validation: [`session::Lifetime`]), the
 //!   login-state cookie of the round trip, the revocation set and the users
@@ -67,7 +68,8 @@
 //!   file change; [`admin`] the admin listener (`[admin] listen`:
 //!   `/metrics`, `/ping`, `/ready`).
 //! - [`kit`]: the one builder of "emulator + upstream + gateway config on
-//!   free ports" behind `applegate dev`, the tests and the benchmarks;
+//!   free ports" behind `applegate dev`, the tests and the benchmarks
+//!   (and a real `redis-server` for them, [`kit::redis`]);
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
 //! Dependencies point one way: `server ▶ {edge, proxy, admin} ▶ {policy,

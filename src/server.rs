@@ -255,6 +255,7 @@ pub fn build(
         let app = crate::admin::Admin {
             metrics,
             store: revocations.store(),
+            fail_closed: config.state.fail_closed(),
             revocations,
             apple,
             connections,

@@ -69,6 +69,9 @@ enum Server {
     Applegate,
     /// The same gateway with its access log on (to a file).
     ApplegateAccessLog,
+    /// The same gateway with the Redis state store (`redis-server` started
+    /// by the bench).
+    ApplegateRedis,
 }
 
 /// What a scenario's requests carry.
@@ -151,6 +154,17 @@ const SCENARIOS: &[Scenario] = &[
 const ACCESS_LOG: Scenario = Scenario {
     name: "applegate, authenticated, access log on",
     server: Server::ApplegateAccessLog,
+    path: "/",
+    sends: Sends::Cookie,
+    expect: 200,
+};
+
+/// Run once after the rounds, against a gateway on the Redis store: the
+/// revocation check stays a memory lookup, so no cost over the embedded
+/// store is expected.
+const REDIS: Scenario = Scenario {
+    name: "applegate, authenticated, Redis store",
+    server: Server::ApplegateRedis,
     path: "/",
     sends: Sends::Cookie,
     expect: 200,
@@ -257,6 +271,28 @@ fn measure(bench: &mut Bench, mode: &Mode) -> report::Results {
     bench.check(&ACCESS_LOG);
     runs.push(bench.run(&ACCESS_LOG, secs, warm));
     drop(logged);
+
+    // The Redis store: the same gateway, its state shared through Redis.
+    let redis = kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let port = kit::free_port();
+    let mut t: toml::Table = bench.gateway_toml(port, false).parse().unwrap();
+    t.remove("state");
+    kit::set(&mut t, "state", "backend", "redis".into());
+    kit::set(&mut t, "state", "redis_url", redis.url());
+    let shared = bench.start_gateway(
+        "applegate (Redis store)",
+        "applegate-redis.toml",
+        &t.to_string(),
+        port,
+    );
+    let pid = Some(shared.pid());
+    bench
+        .targets
+        .push((Server::ApplegateRedis, Target { port, pid }));
+    bench.check(&REDIS);
+    runs.push(bench.run(&REDIS, secs, warm));
+    drop(shared);
+    drop(redis);
 
     let ag = bench.target(Server::Applegate);
     let ag_pid = ag.pid.expect("applegate runs as a process");

@@ -48,7 +48,10 @@ pub use rate_limit::RateLimit;
 pub use routes::{AuthMode, Route};
 pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
 pub use session::{RedirectHost, Revalidate, SameSite, Session, ENV_SESSION_SECRET};
-pub use state::{State, DEFAULT_STATE_FILE};
+pub use state::{
+    Redis, State, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_STATE_FILE,
+    ENV_REDIS_URL,
+};
 pub use tls::Tls;
 pub use upstream::{Balance, HealthCheck, Upstream, UpstreamCa, Upstreams};
 pub use validate::Problem;

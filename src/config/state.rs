@@ -1,12 +1,28 @@
 //! `[state]`: where the server keeps what it keeps (revocations and the
 //! rest of the state store, `crate::state`). Durable by default: with no
-//! `[state]` at all, a file beside the config file.
+//! `[state]` at all, a file beside the config file. Several replicas share
+//! theirs in Redis (`backend = "redis"`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::duration::DurationText;
+use super::secrets::{self, Wanted};
 use super::validate::Validator;
+use crate::secret::Secret;
+
+/// The environment variable that may hold `redis_url` instead of the file
+/// (a URL with a password is a secret).
+pub const ENV_REDIS_URL: &str = "APPLEGATE_REDIS_URL";
+
+/// `redis_key_prefix` when not set.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "applegate:";
+
+/// `redis_timeout` when not set: a connect or a command slower than this
+/// counts as Redis being away.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The state file's name when `[state] path` is not set, in the config
 /// file's directory.
@@ -19,6 +35,31 @@ pub enum State {
     Embedded { path: PathBuf },
     /// Memory only: everything kept is lost at exit (tests, `dev`).
     Memory,
+    /// Shared with other replicas in Redis.
+    Redis(Redis),
+}
+
+/// `[state] backend = "redis"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redis {
+    /// `redis://` or `rediss://` (TLS), with user, password and database
+    /// as Redis URLs have them: a secret (never logged).
+    pub url: Secret<String>,
+    /// Before every key and the change channel: several gateways (or other
+    /// apps) can share one Redis.
+    pub key_prefix: String,
+    /// For a connect and for each command.
+    pub timeout: Duration,
+    /// Refuse sessions while the view of the revocations cannot be trusted
+    /// (Redis away); by default they are served from the last known view.
+    pub fail_closed: bool,
+}
+
+impl State {
+    /// Whether sessions are refused while the store is out of reach.
+    pub fn fail_closed(&self) -> bool {
+        matches!(self, State::Redis(r) if r.fail_closed)
+    }
 }
 
 /// `backend` as written.
@@ -27,6 +68,7 @@ pub enum State {
 enum Backend {
     Embedded,
     Memory,
+    Redis,
 }
 
 /// `[state]` as written.
@@ -35,6 +77,11 @@ enum Backend {
 struct StateSection {
     backend: Option<Backend>,
     path: Option<String>,
+    redis_url: Option<String>,
+    redis_url_file: Option<String>,
+    redis_key_prefix: Option<String>,
+    redis_timeout: Option<DurationText>,
+    fail_closed: Option<bool>,
 }
 
 /// Reads `[state]`; a relative path is taken from the config's directory.
@@ -48,8 +95,33 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> State {
              [state] path = \"...\" to keep the file elsewhere)",
         );
     }
-    let s: StateSection = v.section(top, "state");
-    match (s.backend.unwrap_or(Backend::Embedded), s.path) {
+    let mut s: StateSection = v.section(top, "state");
+    let backend = s.backend.unwrap_or(Backend::Embedded);
+    if backend != Backend::Redis {
+        for (key, set) in [
+            ("redis_url", s.redis_url.is_some()),
+            ("redis_url_file", s.redis_url_file.is_some()),
+            ("redis_key_prefix", s.redis_key_prefix.is_some()),
+            ("redis_timeout", s.redis_timeout.is_some()),
+            ("fail_closed", s.fail_closed.is_some()),
+        ] {
+            if set {
+                v.problem(
+                    format!("state.{key}"),
+                    "only for backend = \"redis\" (this backend is never out of reach); set backend = \"redis\" or remove it",
+                );
+            }
+        }
+    }
+    match (backend, s.path.take()) {
+        (Backend::Redis, Some(_)) => {
+            v.problem(
+                "state.path",
+                "set with backend = \"redis\", which keeps no file; remove one of the two",
+            );
+            State::Memory
+        }
+        (Backend::Redis, None) => redis(v, s),
         (Backend::Embedded, path) => State::Embedded {
             path: v.path(path.as_deref().unwrap_or(DEFAULT_STATE_FILE)),
         },
@@ -62,6 +134,62 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> State {
             State::Memory
         }
     }
+}
+
+/// `[state]` for Redis: the URL from exactly one of `redis_url`,
+/// `redis_url_file` or the environment.
+fn redis(v: &mut Validator<'_>, s: StateSection) -> State {
+    let wanted = Wanted {
+        key: "state.redis_url_file",
+        env: ENV_REDIS_URL,
+        noun: "URL",
+        missing: "",
+    };
+    let url = match s.redis_url {
+        Some(url) if s.redis_url_file.is_some() || (v.env)(ENV_REDIS_URL).is_some() => {
+            v.problem(
+                "state.redis_url",
+                format!("set with redis_url_file or {ENV_REDIS_URL}; keep one so it is clear which URL is used"),
+            );
+            Some(url)
+        }
+        Some(url) => Some(url),
+        None if s.redis_url_file.is_none() && (v.env)(ENV_REDIS_URL).is_none() => {
+            v.problem(
+                "state.redis_url",
+                format!(
+                    "backend = \"redis\" needs the server's URL: redis_url = \"redis://host:6379/0\" \
+                     (or redis_url_file, or {ENV_REDIS_URL}, when it holds a password)"
+                ),
+            );
+            None
+        }
+        None => {
+            secrets::load(v, &wanted, s.redis_url_file).map(|l| l.text.expose().trim().to_string())
+        }
+    };
+    let url = url.unwrap_or_default();
+    // The URL itself is never repeated: it may hold a password.
+    match url::Url::parse(&url) {
+        _ if url.is_empty() => {}
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
+        _ => v.problem(
+            "state.redis_url",
+            "not a Redis URL: expected redis://[user:password@]host[:port][/db] or rediss:// for TLS",
+        ),
+    }
+    let timeout = DurationText::or(s.redis_timeout, DEFAULT_REDIS_TIMEOUT);
+    if timeout.is_zero() {
+        v.problem("state.redis_timeout", "must be more than 0s");
+    }
+    State::Redis(Redis {
+        url: Secret::new(url),
+        key_prefix: s
+            .redis_key_prefix
+            .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_string()),
+        timeout,
+        fail_closed: s.fail_closed.unwrap_or(false),
+    })
 }
 
 #[cfg(test)]
@@ -101,6 +229,18 @@ mod tests {
             read_state("[state]\nbackend = \"memory\"\n"),
             (State::Memory, vec![])
         );
+        assert_eq!(
+            read_state("[state]\nbackend = \"redis\"\nredis_url = \"rediss://u:p@cache:6380/2\"\nfail_closed = true\n"),
+            (
+                State::Redis(Redis {
+                    url: Secret::new("rediss://u:p@cache:6380/2".into()),
+                    key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
+                    timeout: DEFAULT_REDIS_TIMEOUT,
+                    fail_closed: true,
+                }),
+                vec![]
+            )
+        );
     }
 
     #[test]
@@ -108,8 +248,21 @@ mod tests {
         let (_, problems) = read_state("[state]\nbackend = \"redis\"\npath = \"x\"\n");
         assert_eq!(
             problems,
-            ["state.backend: expected \"embedded\" or \"memory\", found \"redis\""]
+            ["state.path: set with backend = \"redis\", which keeps no file; remove one of the two"]
         );
+        let (_, problems) = read_state("[state]\nbackend = \"redis\"\n");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("state.redis_url: backend = \"redis\" needs"));
+        let (_, problems) =
+            read_state("[state]\nbackend = \"redis\"\nredis_url = \"http://user:hunter2@host\"\n");
+        assert_eq!(
+            problems,
+            ["state.redis_url: not a Redis URL: expected redis://[user:password@]host[:port][/db] or rediss:// for TLS"],
+            "and the password is not repeated"
+        );
+        let (_, problems) = read_state("[state]\nfail_closed = true\n");
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].starts_with("state.fail_closed: only for backend = \"redis\""));
         let (_, problems) = read_state("[state]\nbackend = \"memory\"\npath = \"x\"\n");
         assert_eq!(
             problems,

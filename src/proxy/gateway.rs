@@ -54,6 +54,9 @@ pub struct Gateway {
     pub names: Names,
     /// Whether sign-out also revokes the session's token at Apple.
     pub revoke_on_sign_out: bool,
+    /// `state.fail_closed`: sessions are refused while the revocation
+    /// view cannot be trusted (a shared store out of reach).
+    pub fail_closed: bool,
     /// Re-validations with Apple in flight or just done (see
     /// [`session::Checks`]).
     pub(super) checks: Checks,
@@ -118,6 +121,7 @@ impl Gateway {
                 Sealer::new(config.session.keys.clone()),
             ),
             revoke_on_sign_out: config.apple.revoke_on_sign_out,
+            fail_closed: config.state.fail_closed(),
             revocations,
             disabled_emails,
             checks: Checks::default(),
@@ -159,6 +163,10 @@ impl Gateway {
             .check(&caller.identity, now)?;
         if self.revocations.is_revoked(&caller.identity) {
             return Err(SessionError::Revoked);
+        }
+        // One atomic load, and only when asked for.
+        if self.fail_closed && !self.revocations.in_sync() {
+            return Err(SessionError::Untrusted);
         }
         Ok((caller, due))
     }
@@ -204,6 +212,9 @@ impl Gateway {
             .map_err(Failure::BadToken)?;
         if self.revocations.is_revoked(&caller.identity) {
             return Err(Failure::NoSession(SessionError::Revoked));
+        }
+        if self.fail_closed && !self.revocations.in_sync() {
+            return Err(Failure::NoSession(SessionError::Untrusted));
         }
         Ok(Identified {
             caller,

@@ -14,11 +14,22 @@
 //! fails closed.
 //! <https://developer.apple.com/documentation/sign_in_with_apple/generate_and_validate_tokens>
 
+use std::time::Duration;
+
 use crate::apple::AppleError;
 use crate::identity::{Caller, Proof};
 use crate::session::{SessionError, Verdict};
+use crate::state::blocking;
 
 use super::gateway::Gateway;
+
+/// How long one replica holds a session's turn to ask Apple (seconds):
+/// longer than a call to Apple takes; if that replica dies mid-call, the
+/// others ask after it.
+const TURN: u64 = 15;
+
+/// How often a replica waiting for another's answer looks for it.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
 
 /// Checks `caller`'s session with Apple at `now`: `Ok` with the cookie to
 /// send back (renewed after a success), or why the session no longer
@@ -59,7 +70,7 @@ pub async fn revalidate(
 /// refresh token, unless the refresh row shows a check within `every`
 /// already (a copy of the cookie from before that check).
 async fn ask_apple(gw: &Gateway, id: &str, expires_at: u64, every: u64, now: u64) -> Verdict {
-    let mut kept = match gw.refresh_tokens.get(id).await {
+    let kept = match gw.refresh_tokens.get(id).await {
         Ok(Some(kept)) => kept,
         // Signed in before refresh tokens were kept, or Apple gave none,
         // or it was sealed under a retired key: nothing to ask Apple with,
@@ -74,6 +85,33 @@ async fn ask_apple(gw: &Gateway, id: &str, expires_at: u64, every: u64, now: u64
     if now < kept.checked_at.saturating_add(every) {
         return Verdict::Confirmed(kept.checked_at);
     }
+    // Several replicas sharing a store: one asks Apple per session at a
+    // time, the others wait for its answer (the refresh row's new
+    // `checked_at`, or the session revoked), or take the turn once it is
+    // given back. A store that cannot say lets this one ask: at worst
+    // Apple is asked twice.
+    let turn = format!("revalidate:{id}");
+    if !take_turn(gw, &turn).await {
+        if let Some(v) = answer_of_another(gw, id, every, now, &turn).await {
+            return v;
+        }
+    }
+    let verdict = ask_now(gw, id, expires_at, kept, now).await;
+    let store = gw.revocations.store();
+    if let Err(e) = blocking(move || store.unlock(&turn)).await {
+        tracing::warn!(error = %e, "re-validation: the turn could not be given back; it expires");
+    }
+    verdict
+}
+
+/// Asks Apple with `kept`, now.
+async fn ask_now(
+    gw: &Gateway,
+    id: &str,
+    expires_at: u64,
+    mut kept: crate::session::refresh::Kept,
+    now: u64,
+) -> Verdict {
     // Counted against the cap on token calls to Apple, like sign-ins.
     if !gw.limits.admit_apple_call() {
         tracing::warn!("re-validation: cap on token calls to Apple reached; retrying later");
@@ -103,6 +141,46 @@ async fn ask_apple(gw: &Gateway, id: &str, expires_at: u64, every: u64, now: u64
             Verdict::Unsure
         }
     }
+}
+
+/// Whether this replica may ask Apple about the session now (see
+/// [`crate::state::Store::try_lock`]); a store error says yes.
+async fn take_turn(gw: &Gateway, turn: &str) -> bool {
+    let (store, turn) = (gw.revocations.store(), turn.to_string());
+    !matches!(
+        blocking(move || store.try_lock(&turn, TURN)).await,
+        Ok(false)
+    )
+}
+
+/// The verdict another replica reached on session `id` while it holds
+/// `turn`; `None` once the turn is this replica's (given back without an
+/// answer, or expired); `Unsure` (retried later, within the grace) if
+/// neither came in time.
+async fn answer_of_another(
+    gw: &Gateway,
+    id: &str,
+    every: u64,
+    now: u64,
+    turn: &str,
+) -> Option<Verdict> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(TURN);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(LOOK_EVERY).await;
+        if gw.revocations.is_session_revoked(id) {
+            return Some(Verdict::Ended);
+        }
+        if let Ok(Some(kept)) = gw.refresh_tokens.get(id).await {
+            if now < kept.checked_at.saturating_add(every) {
+                return Some(Verdict::Confirmed(kept.checked_at));
+            }
+        }
+        if take_turn(gw, turn).await {
+            return None;
+        }
+    }
+    tracing::warn!("re-validation: another replica's check gave no answer; retrying later");
+    Some(Verdict::Unsure)
 }
 
 /// Ends session `id`: revoked (in force at once, then saved) and its

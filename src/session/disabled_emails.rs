@@ -11,13 +11,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::state::{blocking, EmailStatus, Memory, Store, StoreError};
+use crate::state::{blocking, Change, EmailStatus, Memory, Store, StoreError};
 
 /// `sub`s whose relay email is switched off.
 pub struct DisabledEmails {
     /// Why a lock: changes are rare (a notification), reads are every
     /// authenticated request. Bounded by the users who ever had one.
-    statuses: RwLock<HashMap<String, EmailStatus>>,
+    /// Shared with the store's listener (what other replicas record).
+    statuses: Arc<RwLock<HashMap<String, EmailStatus>>>,
     store: Arc<dyn Store>,
 }
 
@@ -30,10 +31,25 @@ impl DisabledEmails {
 
     /// The view of what `store` keeps.
     pub fn load(store: Arc<dyn Store>) -> Result<Self, StoreError> {
-        Ok(DisabledEmails {
-            statuses: RwLock::new(store.email_statuses()?),
-            store,
-        })
+        let statuses: Arc<RwLock<HashMap<String, EmailStatus>>> = Arc::default();
+        // Listening before reading, as the revocation set does.
+        let view = Arc::downgrade(&statuses);
+        store.listen(Box::new(move |change| {
+            let Some(view) = view.upgrade() else { return };
+            match change {
+                Change::Email { sub, status } => merge(&view, sub, *status),
+                Change::Snapshot { emails, .. } => {
+                    for (sub, status) in emails {
+                        merge(&view, sub, *status);
+                    }
+                }
+                _ => {}
+            }
+        }));
+        for (sub, status) in store.email_statuses()? {
+            merge(&statuses, &sub, status);
+        }
+        Ok(DisabledEmails { statuses, store })
     }
 
     /// Records `sub`'s status; returns once the store has it. An event no
@@ -41,10 +57,7 @@ impl DisabledEmails {
     pub async fn record(&self, sub: &str, status: EmailStatus) -> Result<(), StoreError> {
         let (store, key) = (self.store.clone(), sub.to_string());
         blocking(move || store.record_email_status(&key, status)).await?;
-        let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(keep) = EmailStatus::merge(statuses.get(sub).copied(), status) {
-            statuses.insert(sub.to_string(), keep);
-        }
+        merge(&self.statuses, sub, status);
         Ok(())
     }
 
@@ -53,6 +66,15 @@ impl DisabledEmails {
         // Poison cannot mean a half-written map (insert is atomic here).
         let statuses = self.statuses.read().unwrap_or_else(|p| p.into_inner());
         statuses.get(sub).is_some_and(|s| s.disabled)
+    }
+}
+
+/// `status` into the view: the later event wins.
+fn merge(view: &RwLock<HashMap<String, EmailStatus>>, sub: &str, status: EmailStatus) {
+    // Poison cannot mean a half-written map (insert is atomic here).
+    let mut statuses = view.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(keep) = EmailStatus::merge(statuses.get(sub).copied(), status) {
+        statuses.insert(sub.to_string(), keep);
     }
 }
 

@@ -57,6 +57,10 @@ pub enum SessionError {
     /// one under a shared `cookie_domain`, and first-one-wins would let it
     /// choose whose session this is.
     Duplicate,
+    /// The state store is out of reach, so a revocation made on another
+    /// replica may be missed, and `state.fail_closed` refuses sessions
+    /// until it is back.
+    Untrusted,
 }
 
 impl fmt::Display for SessionError {
@@ -69,6 +73,9 @@ impl fmt::Display for SessionError {
             SessionError::Unconfirmed => "Apple did not confirm the session in time",
             SessionError::Revoked => "session revoked",
             SessionError::Duplicate => "more than one session cookie",
+            SessionError::Untrusted => {
+                "the state store is out of reach and state.fail_closed refuses sessions"
+            }
         })
     }
 }

@@ -7,13 +7,14 @@
 //! it is loaded from the store ([`crate::state`]) at start, and every new
 //! revocation is written through to it: a revocation call returns only
 //! once the store has committed it, so what a user was told is ended stays
-//! ended across a restart or a crash.
+//! ended across a restart or a crash. A store shared by several replicas
+//! (Redis) also tells the view what the others revoke.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use crate::identity::Identity;
-use crate::state::{blocking, Memory, Store, StoreError, SubRevocation};
+use crate::state::{blocking, Change, Memory, Store, StoreError, SubRevocation};
 
 /// A revocation in the view, and whether the store has it yet.
 #[derive(Debug, Clone, Copy)]
@@ -29,10 +30,49 @@ pub struct Revocations {
     /// Why a lock: writes (sign-outs) are rare, reads are every request;
     /// an uncontended RwLock read is a few nanoseconds. Bounded: entries
     /// leave when the session they revoke would have expired anyway.
-    sessions: RwLock<HashMap<String, Held<u64>>>,
+    /// Shared with the store's listener (other replicas' revocations).
+    sessions: Arc<RwLock<HashMap<String, Held<u64>>>>,
     /// sub ▶ its revocation; proofs issued at or before `at` are void.
-    subs: RwLock<HashMap<String, Held<SubRevocation>>>,
+    subs: Arc<RwLock<HashMap<String, Held<SubRevocation>>>>,
     store: Arc<dyn Store>,
+}
+
+/// What the store says is kept (by this replica or another) into the view:
+/// merged, never replacing what is held (each entry only moves forward).
+fn merge_saved(
+    sessions: &RwLock<HashMap<String, Held<u64>>>,
+    subs: &RwLock<HashMap<String, Held<SubRevocation>>>,
+    change: &Change,
+) {
+    let session = |id: &str, expires_at: u64| {
+        let mut s = sessions.write().unwrap_or_else(|p| p.into_inner());
+        s.entry(id.to_string())
+            .and_modify(|h| h.saved = true)
+            .or_insert(Held {
+                value: expires_at,
+                saved: true,
+            });
+    };
+    let sub = |sub: &str, r: SubRevocation| {
+        let mut s = subs.write().unwrap_or_else(|p| p.into_inner());
+        let held = s.get(sub).map(|h| h.value);
+        if let Some(value) = SubRevocation::merge(held, r) {
+            s.insert(sub.to_string(), Held { value, saved: true });
+        }
+    };
+    match change {
+        Change::Session { id, expires_at } => session(id, *expires_at),
+        Change::Sub { sub: s, r } => sub(s, *r),
+        Change::Snapshot { revoked, .. } => {
+            for (id, exp) in &revoked.sessions {
+                session(id, *exp);
+            }
+            for (s, r) in &revoked.subs {
+                sub(s, *r);
+            }
+        }
+        Change::Email { .. } => {}
+    }
 }
 
 impl Revocations {
@@ -46,10 +86,27 @@ impl Revocations {
     /// the store itself.
     pub fn load(store: Arc<dyn Store>, now: u64) -> Result<Self, StoreError> {
         store.sweep(now)?;
+        let (sessions, subs) = (Arc::default(), Arc::default());
+        // Listening before reading: a change between the two arrives
+        // twice rather than not at all.
+        let (s, u) = (Arc::downgrade(&sessions), Arc::downgrade(&subs));
+        store.listen(Box::new(move |change| {
+            if let (Some(s), Some(u)) = (s.upgrade(), u.upgrade()) {
+                merge_saved(&s, &u, change);
+            }
+        }));
         let kept = store.revoked(now)?;
+        merge_saved(
+            &sessions,
+            &subs,
+            &Change::Snapshot {
+                revoked: kept,
+                emails: HashMap::new(),
+            },
+        );
         Ok(Revocations {
-            sessions: RwLock::new(saved(kept.sessions)),
-            subs: RwLock::new(saved(kept.subs)),
+            sessions,
+            subs,
             store,
         })
     }
@@ -129,6 +186,18 @@ impl Revocations {
                 .unwrap_or(true)
     }
 
+    /// Whether the view can be trusted (see [`Store::in_sync`]): false
+    /// while a shared store is out of reach.
+    pub fn in_sync(&self) -> bool {
+        self.store.in_sync()
+    }
+
+    /// Whether session `id` was signed out (here or, by a shared store,
+    /// on another replica).
+    pub fn is_session_revoked(&self, id: &str) -> bool {
+        self.read(&self.sessions).contains_key(id)
+    }
+
     /// How many revocations are held (sessions and users), for `/metrics`.
     pub fn len(&self) -> usize {
         self.read(&self.sessions).len() + self.read(&self.subs).len()
@@ -159,13 +228,6 @@ impl Revocations {
         // (insert and retain are atomic from our view), so poison is ignored.
         lock.write().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// What the store returned, marked as saved.
-fn saved<T>(kept: HashMap<String, T>) -> HashMap<String, Held<T>> {
-    kept.into_iter()
-        .map(|(k, value)| (k, Held { value, saved: true }))
-        .collect()
 }
 
 #[cfg(test)]

@@ -12,24 +12,30 @@
 //! upstreams (sealed by the caller: a private key), with a replaced one
 //! until what it signed has expired.
 //!
-//! Two backends: [`Embedded`], a crash-safe single-file database (the
-//! default: durable with no configuration), and [`Memory`] (only when asked:
-//! tests, `dev`). Every backend passes the one shared [`suite`].
+//! Three backends: [`Embedded`], a crash-safe single-file database (the
+//! default: durable with no configuration), [`Memory`] (only when asked:
+//! tests, `dev`), and [`Redis`], shared by several replicas. Every backend
+//! passes the one shared [`suite`].
 //!
 //! The per-request path never touches a store: `session::Revocations`
 //! loads what is in force at start into memory and writes each change
 //! through, answering only once the store has committed it. Hence a
 //! synchronous trait: calls are rare, and async callers run them on
-//! tokio's blocking pool.
+//! tokio's blocking pool. The Redis store keeps that seam (its own task
+//! talks to Redis; a call waits for it): what a shared store adds is that
+//! others change it too, so a view also [`Store::listen`]s for their
+//! [`Change`]s, and asks [`Store::in_sync`] whether it can be trusted.
 
 mod embedded;
 mod memory;
+mod redis;
 pub mod suite;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use self::redis::Redis;
 pub use embedded::{probe_writable, Embedded};
 pub use memory::Memory;
 
@@ -114,6 +120,34 @@ pub struct Revoked {
     pub subs: HashMap<String, SubRevocation>,
 }
 
+/// A change another replica made (or this one: hearing its own is a
+/// no-op, every merge being idempotent), as a shared store heard it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Session {
+        id: String,
+        expires_at: u64,
+    },
+    Sub {
+        sub: String,
+        r: SubRevocation,
+    },
+    Email {
+        sub: String,
+        status: EmailStatus,
+    },
+    /// Everything in force, read after (re)connecting: what was missed
+    /// while away. Merged into a view, never replacing it (each entry only
+    /// moves forward, and what this replica holds unsaved stays).
+    Snapshot {
+        revoked: Revoked,
+        emails: HashMap<String, EmailStatus>,
+    },
+}
+
+/// What a view calls on each [`Change`].
+pub type Listener = Box<dyn Fn(&Change) + Send + Sync>;
+
 /// What the server keeps, behind one seam. Writes are durable when they
 /// return `Ok` (for a durable backend); each returns whether it changed
 /// anything, and one that changes nothing writes nothing.
@@ -155,6 +189,25 @@ pub trait Store: Send + Sync {
     fn keep_signing_key(&self, kid: &str, key: &KeptKey) -> Result<bool, StoreError>;
     /// Drops every entry expired at `now`; how many.
     fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+    /// Calls `listener` on each change others make. A store no one else
+    /// writes to never does (the default).
+    fn listen(&self, _listener: Listener) {}
+    /// Whether the views can be trusted: false while a shared store is out
+    /// of reach (changes made elsewhere may be missed). Every request may
+    /// ask (`state.fail_closed`): an atomic load at most.
+    fn in_sync(&self) -> bool {
+        true
+    }
+    /// Takes the lock `name` for `ttl` seconds unless another replica holds
+    /// it: `false` then. A store of one process grants it always (the
+    /// process's own single flight is enough).
+    fn try_lock(&self, _name: &str, _ttl: u64) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Gives the lock `name` back (before its `ttl`).
+    fn unlock(&self, _name: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Why the store failed.
@@ -172,6 +225,10 @@ pub enum StoreError {
     Storage(Box<redb::Error>),
     /// The task writing the change was lost (the runtime shutting down).
     Interrupted,
+    /// Redis did not answer in time, refused the call, or could not be
+    /// reached; or a sign-out could not be queued while it is away (the
+    /// queue is full).
+    Redis(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -191,6 +248,7 @@ impl std::fmt::Display for StoreError {
             }
             StoreError::Storage(_) => f.write_str("the state store failed"),
             StoreError::Interrupted => f.write_str("the state store's write was interrupted"),
+            StoreError::Redis(why) => write!(f, "the state store (Redis) failed: {why}"),
         }
     }
 }
@@ -205,7 +263,7 @@ impl std::error::Error for StoreError {
             }
             StoreError::Open { cause, .. } => Some(&**cause),
             StoreError::Storage(e) => Some(&**e),
-            StoreError::Interrupted => None,
+            StoreError::Interrupted | StoreError::Redis(_) => None,
         }
     }
 }
@@ -245,6 +303,7 @@ pub fn open(state: &config::State) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match state {
         config::State::Embedded { path } => Arc::new(Embedded::open(path)?),
         config::State::Memory => Arc::new(Memory::default()),
+        config::State::Redis(r) => Arc::new(Redis::open(r)?),
     })
 }
 
@@ -279,6 +338,106 @@ mod tests {
         let path = dir.join("kept.state");
         suite::check_durable(&|| Box::new(Embedded::open(&path).unwrap()));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Against a real `redis-server`: each fresh store under its own key
+    /// prefix on one server (which also shows prefixes keep gateways
+    /// apart), and a store opened again under the same prefix reads what
+    /// the first wrote.
+    #[test]
+    fn redis_passes_the_suite() {
+        let server = crate::kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let open = |prefix: String| -> Box<dyn Store> {
+            Box::new(
+                Redis::open(&config::Redis {
+                    url: crate::secret::Secret::new(server.url()),
+                    key_prefix: prefix,
+                    timeout: std::time::Duration::from_secs(2),
+                    fail_closed: false,
+                })
+                .unwrap(),
+            )
+        };
+        let n = std::sync::atomic::AtomicU32::new(0);
+        suite::check(&|| {
+            let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            open(format!("suite{i}:"))
+        });
+        suite::check_durable(&|| open("kept:".into()));
+    }
+
+    /// Two stores on one Redis (two replicas): what one revokes or records,
+    /// the other's listener hears; the lock is held by one at a time; and a
+    /// Redis that cannot be reached fails the open, without the URL (it
+    /// may hold a password) in the message.
+    #[test]
+    fn redis_stores_share_changes_and_locks() {
+        let server = crate::kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+        let conf = |url: String| config::Redis {
+            url: crate::secret::Secret::new(url),
+            key_prefix: "share:".into(),
+            timeout: std::time::Duration::from_secs(2),
+            fail_closed: false,
+        };
+        let (a, b) = (
+            Redis::open(&conf(server.url())).unwrap(),
+            Redis::open(&conf(server.url())).unwrap(),
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        b.listen(Box::new(move |c| {
+            let _ = tx.lock().unwrap().send(c.clone());
+        }));
+        assert!(a.revoke_session("s1", 500).unwrap());
+        let r = SubRevocation {
+            at: 300,
+            until: 900,
+        };
+        assert!(a.revoke_sub("u1", r).unwrap());
+        let st = EmailStatus {
+            disabled: true,
+            at: 7,
+        };
+        assert!(a.record_email_status("u1", st).unwrap());
+        let heard: Vec<Change> = (0..3)
+            .map(|_| rx.recv_timeout(std::time::Duration::from_secs(1)).unwrap())
+            .collect();
+        assert_eq!(
+            heard,
+            [
+                Change::Session {
+                    id: "s1".into(),
+                    expires_at: 500
+                },
+                Change::Sub {
+                    sub: "u1".into(),
+                    r
+                },
+                Change::Email {
+                    sub: "u1".into(),
+                    status: st
+                },
+            ]
+        );
+        assert!(!b.revoke_session("s1", 500).unwrap(), "already there");
+        assert!(a.in_sync() && b.in_sync());
+        assert!(a.try_lock("revalidate:s1", 10).unwrap());
+        assert!(!b.try_lock("revalidate:s1", 10).unwrap(), "held by a");
+        assert!(b.try_lock("revalidate:s2", 10).unwrap());
+        a.unlock("revalidate:s1").unwrap();
+        assert!(b.try_lock("revalidate:s1", 10).unwrap(), "given back");
+        let closed = crate::kit::free_port();
+        let e = Redis::open(&conf(format!("redis://user:hunter2@127.0.0.1:{closed}/0")))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "the state store (Redis) failed: cannot connect to Redis at 127.0.0.1:{closed} (state.redis_url): "
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     /// Open fails closed, with the path and the reason: a missing

@@ -9,6 +9,7 @@ mod common;
 mod lifetime;
 mod names;
 mod notifications;
+mod replicas;
 mod revoke;
 mod round_trip;
 mod session;

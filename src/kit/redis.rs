@@ -1,0 +1,89 @@
+//! A real `redis-server` for the tests and the benchmark of the Redis
+//! store: on a free loopback port, its files in a fresh directory, stopped
+//! and started again at will (an outage), killed and removed when dropped.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// What to say when the program is missing: the tests never skip.
+pub const INSTALL: &str = "install redis-server: sudo apt-get install redis-server";
+
+/// A running (or stopped) `redis-server`.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts one; the error says how to install it when it is missing.
+    pub fn start() -> Result<RedisServer, String> {
+        let dir = std::env::temp_dir().join(format!(
+            "applegate-redis-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut server = RedisServer {
+            port: super::free_port(),
+            dir,
+            child: None,
+        };
+        server.restart()?;
+        Ok(server)
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops it as an operator would (SIGTERM: what was written is kept),
+    /// and waits until it is gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: a plain kill(2) of our own child's pid.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same files (what it kept
+    /// on disk, append-only, is back).
+    pub fn restart(&mut self) -> Result<(), String> {
+        self.stop();
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "yes", "--protected-mode", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => INSTALL.to_string(),
+                _ => format!("redis-server: {e}"),
+            })?;
+        self.child = Some(child);
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        if !super::wait_listening(addr, Duration::from_secs(10)) {
+            return Err(format!("redis-server did not listen on {addr} within 10 s"));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

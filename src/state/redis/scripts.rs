@@ -1,0 +1,128 @@
+//! What the Redis store runs in Redis: each change one Lua script, so the
+//! merge (read, compare, write) and its publication are one atomic step
+//! that no other replica can interleave with; and the change messages.
+//!
+//! Times are kept as the decimal text the gateway wrote and compared with
+//! `tonumber` (exact below 2^53: seconds and Apple's milliseconds are far
+//! below). Hash values that expire begin with their `until`, so one sweep
+//! reads them all alike.
+
+use super::super::{Change, EmailStatus, SubRevocation};
+
+/// `KEYS[1]` revoked sessions (a sorted set: id by expiry), `KEYS[2]` the
+/// change channel; `ARGV` id, expiry. The first entry stands.
+pub const REVOKE_SESSION: &str = r"
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 1 then
+  redis.call('PUBLISH', KEYS[2], 'session ' .. ARGV[2] .. ' 0 ' .. ARGV[1])
+  return 1
+end
+return 0";
+
+/// `KEYS[1]` revoked subs (a hash: sub ▶ `until at`), `KEYS[2]` the
+/// channel; `ARGV` sub, at, until. As `SubRevocation::merge`.
+pub const REVOKE_SUB: &str = r"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+local keep = ARGV[3]
+if held then
+  local hu, ha = string.match(held, '^(%d+) (%d+)$')
+  if tonumber(ha) >= tonumber(ARGV[2]) then return 0 end
+  if tonumber(hu) > tonumber(ARGV[3]) then keep = hu end
+end
+redis.call('HSET', KEYS[1], ARGV[1], keep .. ' ' .. ARGV[2])
+redis.call('PUBLISH', KEYS[2], 'sub ' .. keep .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
+return 1";
+
+/// `KEYS[1]` email statuses (a hash: sub ▶ `at disabled`), `KEYS[2]` the
+/// channel; `ARGV` sub, at, 0 or 1. As `EmailStatus::merge`.
+pub const RECORD_EMAIL: &str = r"
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held and tonumber(string.match(held, '^(%d+)')) >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
+redis.call('PUBLISH', KEYS[2], 'email ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[1])
+return 1";
+
+/// `KEYS[1]` a hash; `ARGV` field, value: set unless the same is there.
+pub const SET_IF_CHANGED: &str = r"
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1";
+
+/// `KEYS[1..2]` sorted sets scored by expiry, `KEYS[3..]` hashes whose
+/// values begin with their expiry; `ARGV[1]` now. Drops what expired at
+/// `now`, atomically (a sweep never drops a row another replica just
+/// extended); how many.
+pub const SWEEP: &str = r"
+local now = tonumber(ARGV[1])
+local n = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+  + redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for i = 3, #KEYS do
+  local all = redis.call('HGETALL', KEYS[i])
+  for j = 1, #all, 2 do
+    local u = string.match(all[j + 1], '^(%d+) ')
+    if u and tonumber(u) <= now then
+      redis.call('HDEL', KEYS[i], all[j])
+      n = n + 1
+    end
+  end
+end
+return n";
+
+/// A change message as the scripts above publish it: `kind n m id`, the
+/// id last (it is the rest of the line). `None` for anything else.
+pub fn parse(message: &str) -> Option<Change> {
+    let mut parts = message.splitn(4, ' ');
+    let (kind, a, b, id) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+    let id = id.to_string();
+    Some(match kind {
+        "session" => Change::Session { id, expires_at: a },
+        "sub" => Change::Sub {
+            sub: id,
+            r: SubRevocation { at: b, until: a },
+        },
+        "email" => Change::Email {
+            sub: id,
+            status: EmailStatus {
+                disabled: b == 1,
+                at: a,
+            },
+        },
+        _ => return None,
+    })
+}
+
+/// `until rest`, as expiring hash values are kept.
+pub fn split_until(value: &[u8]) -> Option<(u64, &[u8])> {
+    let space = value.iter().position(|b| *b == b' ')?;
+    let until = std::str::from_utf8(&value[..space]).ok()?.parse().ok()?;
+    Some((until, &value[space + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_parse_back() {
+        assert_eq!(
+            parse("sub 900 300 001.a b"),
+            Some(Change::Sub {
+                sub: "001.a b".into(),
+                r: SubRevocation {
+                    at: 300,
+                    until: 900
+                }
+            })
+        );
+        assert_eq!(
+            parse("session 5 0 s1"),
+            Some(Change::Session {
+                id: "s1".into(),
+                expires_at: 5
+            })
+        );
+        assert_eq!(parse("email x 1 u"), None);
+        assert_eq!(parse("what 1 2 u"), None);
+        assert_eq!(split_until(b"12 {\"a\":1}"), Some((12, &b"{\"a\":1}"[..])));
+    }
+}
