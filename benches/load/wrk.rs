@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use super::procs::{cpu_ticks, pinned};
-use super::{CONNECTIONS, TICKS_PER_SEC};
+use super::TICKS_PER_SEC;
 
 /// One wrk run's figures.
 #[derive(Debug, Clone, Default)]
@@ -30,16 +30,18 @@ fn parse_latency(s: &str) -> f64 {
     }
 }
 
-/// Runs wrk against `url` for `secs`, measuring `server`'s CPU.
+/// Runs wrk against `url` for `secs` with `connections` (one thread: the
+/// client has one core), measuring `server`'s CPU.
 pub fn wrk(
     name: &str,
     url: &str,
     headers: &[String],
+    connections: u32,
     secs: u64,
     warmup: u64,
     server: Option<u32>,
 ) -> Run {
-    let mut args: Vec<String> = vec!["-t1".into(), format!("-c{CONNECTIONS}"), "--latency".into()];
+    let mut args: Vec<String> = vec!["-t1".into(), format!("-c{connections}"), "--latency".into()];
     for h in headers {
         args.push("-H".into());
         args.push(h.clone());
