@@ -213,9 +213,11 @@ fn axis(max: f64) -> (f64, u32) {
     (step, (max / step).ceil().max(1.0) as u32)
 }
 
-/// A figure in a few characters: 12.3k, 456, 7.8, 0.42.
+/// A figure in a few characters: 12.3k, 456, 7.8, 0.42, 0.
 fn short(v: f64) -> String {
-    if v >= 10_000.0 {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 10_000.0 {
         format!("{:.1}k", v / 1000.0)
     } else if v >= 100.0 {
         format!("{v:.0}")
