@@ -199,8 +199,10 @@ fn idle_table(idle: &Idle) -> String {
     if let Some(limit) = idle.limited {
         let _ = writeln!(
             t,
-            "\n**Points not measured**: this run's open-file limit is {limit}; raise the hard limit \
-             (`ulimit -Hn 200000` as root, or `LimitNOFILE=`) and run again."
+            "\n**Points capped**: this run's open-file limit is {limit} (the hard limit could not be \
+             raised: that needs CAP_SYS_RESOURCE), so a point beyond it holds only the connections that \
+             fit (shown as open); raise the hard limit (`ulimit -Hn 200000` as root, `LimitNOFILE=`, a \
+             container's `--ulimit nofile=`) and run again."
         );
     }
     t
