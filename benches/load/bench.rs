@@ -7,9 +7,12 @@ use std::path::{Path, PathBuf};
 use applegate::clock;
 use applegate::kit::{self, Builder, Secrets, Upstream};
 
-use super::procs::{nginx, nginx_common, nginx_http_common, pinned, spawn, wait_for, Proc};
+use super::procs::{
+    bare_proxy, nginx, nginx_common, nginx_http_common, nginx_proxy_conf, pinned, spawn, wait_for,
+    Proc,
+};
 use super::wrk::{expect_status, wrk, Run};
-use super::{browser, Scenario, Sends, Server, APPLEGATE, BUNDLE_ID};
+use super::{browser, Scenario, Sends, Server, APPLEGATE, BUNDLE_ID, CONNECTIONS};
 
 /// A server under test: its port and the process whose CPU is measured.
 pub struct Target {
@@ -67,6 +70,7 @@ impl Bench {
             sc.name,
             &self.url(sc.server, sc.path),
             &[self.header(sc.sends)],
+            CONNECTIONS,
             secs,
             warm,
             t.pid,
@@ -145,12 +149,7 @@ pub fn start(dir: &Path) -> Bench {
     let ngx = nginx(
         "nginx-proxy",
         dir,
-        &format!(
-            "{}http {{ {} upstream up {{ server 127.0.0.1:{up_port}; keepalive 64; keepalive_requests 1000000; }}\n\
-             server {{ listen 127.0.0.1:{ngx_port} backlog=4096; location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}\n",
-            nginx_common(dir, "nginx-proxy"),
-            nginx_http_common(dir, "nginx-proxy")
-        ),
+        &nginx_proxy_conf(dir, "nginx-proxy", ngx_port, up_port, &["/".into()], 16384),
         0,
     );
     wait_for(ngx_port, "nginx proxy");
@@ -165,14 +164,7 @@ pub fn start(dir: &Path) -> Bench {
 
     // A bare pingora passthrough (this benchmark, re-executed).
     let bare_port = kit::free_port();
-    let mut cmd = pinned(0, std::env::current_exe().unwrap().to_str().unwrap());
-    cmd.args([
-        "--bare-proxy",
-        &format!("127.0.0.1:{bare_port}"),
-        &format!("127.0.0.1:{up_port}"),
-    ]);
-    let bare = spawn("bare pingora", cmd, &dir.join("bare.log"));
-    wait_for(bare_port, "bare pingora");
+    let bare = bare_proxy("bare pingora", &dir.join("bare.log"), bare_port, up_port);
     targets.push((
         Server::Bare,
         Target {

@@ -5,6 +5,8 @@
 //!     cargo bench --bench load              # about 3 minutes
 //!     cargo bench --bench load -- --quick   # shorter runs, for a smoke test
 //!     cargo bench --bench load -- --soak    # adds a 10-minute RSS soak
+//!     cargo bench --bench load -- --curves  # only the curves of how cost grows
+//!     cargo bench --bench load -- --no-curves  # everything but the curves
 //!     cargo bench --bench load -- --hold    # start everything, sign in, print a wrk line, wait
 //!
 //! It installs what it needs when missing (nginx and wrk from Debian's
@@ -26,7 +28,9 @@
 //! The benchmark is a list of named [`Scenario`]s over the servers it
 //! starts; [`bench`] starts the servers, [`procs`] starts and measures
 //! processes, [`wrk`] runs wrk, [`measure`] the sign-ins, idle connections
-//! and soak, and [`report`] writes the results.
+//! and soak, and [`report`] writes the results; [`curves`] measures how
+//! cost grows (connections, routes, revocations, idle connections) and
+//! [`svg`] draws the charts.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -34,9 +38,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 #[path = "../../tests/common/browser.rs"]
 mod browser;
+mod curves;
+mod idle;
 mod measure;
 mod procs;
 mod report;
+mod svg;
 mod wrk;
 
 use std::time::{Duration, Instant};
@@ -170,11 +177,24 @@ const REDIS: Scenario = Scenario {
     expect: 200,
 };
 
+/// Whether a run measures the curves of how cost grows ([`curves`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curves {
+    /// After the scenarios (the default).
+    Also,
+    /// Only the curves (`--curves`): their part of RESULTS.md is rewritten,
+    /// the rest kept.
+    Only,
+    /// Not at all (`--no-curves`): their part of RESULTS.md is kept.
+    Off,
+}
+
 /// How the benchmark was asked to run.
 pub struct Mode {
     quick: bool,
     soak: bool,
     hold: bool,
+    curves: Curves,
     /// Seconds per wrk run, and of warm-up before a scenario's first.
     secs: u64,
     warm: u64,
@@ -192,6 +212,13 @@ fn main() {
         quick,
         soak: args.iter().any(|a| a == "--soak"),
         hold: args.iter().any(|a| a == "--hold"),
+        curves: if args.iter().any(|a| a == "--curves") {
+            Curves::Only
+        } else if args.iter().any(|a| a == "--no-curves") {
+            Curves::Off
+        } else {
+            Curves::Also
+        },
         secs,
         warm,
     };
@@ -211,8 +238,13 @@ fn main() {
         hold(&bench);
         return;
     }
-    let results = measure(&mut bench, &mode);
-    report::write(&results, &mode, started.elapsed());
+    let results = (mode.curves != Curves::Only).then(|| measure(&mut bench, &mode));
+    let curves =
+        (mode.curves != Curves::Off).then(|| curves::run(&bench, curves::Plan::new(mode.quick)));
+    match results {
+        Some(results) => report::write(&results, curves.as_ref(), &mode, started.elapsed()),
+        None => report::write_curves(curves.as_ref().expect("asked for"), &mode),
+    }
     drop(bench);
     let _ = std::fs::remove_dir_all(&dir);
 }

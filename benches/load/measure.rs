@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use applegate::emulator::Emulator;
 
 use super::browser;
+use super::idle;
 use super::procs::{cpu_ticks, rss_kib};
 use super::wrk::Run;
 use super::TICKS_PER_SEC;
@@ -87,41 +88,7 @@ pub fn idle_connections(port: u16, pid: u32, cookie: &str, n: usize) -> (u64, u6
         .build()
         .unwrap();
     let (open, after) = rt.block_on(async {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let req = format!("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n");
-        let mut conns = Vec::with_capacity(n);
-        for chunk in 0..n.div_ceil(500) {
-            let mut set = tokio::task::JoinSet::new();
-            for _ in 0..500.min(n - chunk * 500) {
-                let req = req.clone();
-                set.spawn(async move {
-                    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .ok()?;
-                    s.write_all(req.as_bytes()).await.ok()?;
-                    let mut buf = vec![0u8; 4096];
-                    let mut got = 0;
-                    // Read until the 1 KiB body has arrived.
-                    while got < 1024 + 100 {
-                        let k =
-                            tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf[got..]))
-                                .await
-                                .ok()?
-                                .ok()?;
-                        if k == 0 {
-                            return None;
-                        }
-                        got += k;
-                    }
-                    buf[..12].starts_with(b"HTTP/1.1 200").then_some(s)
-                });
-            }
-            while let Some(r) = set.join_next().await {
-                if let Ok(Some(s)) = r {
-                    conns.push(s);
-                }
-            }
-        }
+        let conns = idle::open(port, cookie, 0..n, &[std::net::Ipv4Addr::LOCALHOST]).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
         let after = rss_kib(pid);
         let open = conns.len();

@@ -169,11 +169,86 @@ pub fn nginx(name: &'static str, dir: &Path, conf: &str, core: u32) -> Proc {
 }
 
 pub fn nginx_common(dir: &Path, name: &str) -> String {
+    nginx_sized(dir, name, 16384)
+}
+
+/// [`nginx_common`] with room for `connections` (nginx allocates and
+/// initialises its connection table for all of them when it starts).
+pub fn nginx_sized(dir: &Path, name: &str, connections: usize) -> String {
     let d = dir.display();
     format!(
         "worker_processes 1;\nerror_log {d}/{name}-error.log warn;\npid {d}/{name}.pid;\n\
-         events {{ worker_connections 16384; }}\n"
+         worker_rlimit_nofile {};\nevents {{ worker_connections {connections}; }}\n",
+        connections * 2
     )
+}
+
+/// An nginx reverse proxy's config: one worker on `port` proxying to the
+/// upstream on `up_port` over keep-alive connections, one `location` per
+/// path prefix (`/` for the baseline), room for `connections`.
+pub fn nginx_proxy_conf(
+    dir: &Path,
+    name: &str,
+    port: u16,
+    up_port: u16,
+    prefixes: &[String],
+    connections: usize,
+) -> String {
+    let mut locations = String::new();
+    for p in prefixes {
+        locations.push_str(&format!(
+            "location {p} {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection \"\"; }}\n"
+        ));
+    }
+    format!(
+        "{}http {{ {} upstream up {{ server 127.0.0.1:{up_port}; keepalive 64; keepalive_requests 1000000; }}\n\
+         server {{ listen 127.0.0.1:{port} backlog=4096;\n{locations}}} }}\n",
+        nginx_sized(dir, name, connections),
+        nginx_http_common(dir, name)
+    )
+}
+
+/// A bare pingora passthrough (this benchmark, re-executed) on `port` of
+/// 127.0.0.1 to the upstream on `up_port`, on core 0, listening.
+pub fn bare_proxy(name: &'static str, log: &Path, port: u16, up_port: u16) -> Proc {
+    let mut cmd = pinned(0, std::env::current_exe().unwrap().to_str().unwrap());
+    cmd.args([
+        "--bare-proxy",
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{up_port}"),
+    ]);
+    let p = spawn(name, cmd, log);
+    wait_for(port, name);
+    p
+}
+
+/// Raises this process's open-file limit towards `want`, for itself and
+/// every server and tool it starts (they inherit it): the idle-connection
+/// curve holds 50,000 connections at each end, wrk 1,024. The soft limit
+/// goes up to the hard one; the hard one only where allowed (root).
+/// Returns the soft limit now in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the structs we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            let both = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: want.max(lim.rlim_max),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &both) != 0 {
+                let soft = libc::rlimit {
+                    rlim_cur: want.min(lim.rlim_max),
+                    rlim_max: lim.rlim_max,
+                };
+                libc::setrlimit(libc::RLIMIT_NOFILE, &soft);
+            }
+        }
+    }
+    applegate::config::fd_limit()
 }
 
 pub fn nginx_http_common(dir: &Path, name: &str) -> String {

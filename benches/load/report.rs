@@ -8,7 +8,9 @@ use std::process::Command;
 
 use std::time::Duration;
 
+use super::curves;
 use super::measure::{SignIns, Soak};
+use super::svg;
 use super::wrk::Run;
 use super::{Mode, CONNECTIONS, IDLE_CONNECTIONS, MANIFEST, ROUNDS};
 
@@ -69,86 +71,69 @@ fn fmt_ratio(a: f64, b: f64) -> String {
     }
 }
 
-/// A horizontal bar chart of req/s and CPU µs per request.
-pub fn svg(runs: &[Run], title: &str) -> String {
-    let w = 900.0;
-    let row = 26.0;
-    let left = 300.0;
-    let top = 60.0;
-    let h = top + runs.len() as f64 * row * 2.0 + 110.0;
-    let max_rps = runs.iter().map(|r| r.rps).fold(1.0, f64::max);
-    let max_cpu = runs
-        .iter()
-        .filter_map(|r| r.cpu_us_per_req)
-        .fold(1.0, f64::max);
-    let mut s = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"13\">\n\
-         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"20\" y=\"28\" font-size=\"17\" font-weight=\"bold\">{title}</text>\n\
-         <text x=\"20\" y=\"48\" fill=\"#555\">requests per second (higher is better)</text>\n"
-    );
-    let bar = |s: &mut String, y: f64, frac: f64, color: &str, label: &str, value: &str| {
-        let bw = (w - left - 110.0) * frac;
-        let _ = writeln!(
-            s,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{label}</text><rect x=\"{left}\" y=\"{}\" width=\"{bw:.1}\" height=\"{}\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{}\">{value}</text>",
-            left - 8.0,
-            y + row * 0.6,
-            y + 4.0,
-            row - 8.0,
-            left + bw + 6.0,
-            y + row * 0.6
-        );
-    };
-    let color = |n: &str| {
-        if n.starts_with("applegate") {
-            "#0a84ff"
-        } else if n.starts_with("nginx") {
-            "#30a14e"
-        } else {
-            "#8e8e93"
+const LOAD: (&str, &str) = ("<!-- load:begin -->", "<!-- load:end -->");
+/// The curves' part, inside the load section: a run with `--curves` or
+/// `--no-curves` rewrites or keeps only it.
+const CURVES: (&str, &str) = ("<!-- curves:begin -->", "<!-- curves:end -->");
+
+/// The text between `markers` in `text`, if both are there in order.
+fn between<'a>(text: &'a str, (begin, end): (&str, &str)) -> Option<&'a str> {
+    let b = text.find(begin)? + begin.len();
+    let e = text.find(end)?;
+    (b <= e).then(|| text[b..e].trim_start_matches('\n'))
+}
+
+/// `text` with `section` between `markers`; the markers are added at the
+/// end (or, for the curves, before the load section's end) if missing.
+fn replace(text: &str, (begin, end): (&str, &str), section: &str) -> String {
+    match (text.find(begin), text.find(end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{begin}\n{section}{}", &text[..b], &text[e..]),
+        _ if begin == CURVES.0 && text.contains(LOAD.1) => {
+            text.replacen(LOAD.1, &format!("{begin}\n{section}{end}\n\n{}", LOAD.1), 1)
         }
-    };
-    for (i, r) in runs.iter().enumerate() {
-        bar(
-            &mut s,
-            top + i as f64 * row,
-            r.rps / max_rps,
-            color(&r.name),
-            &r.name,
-            &format!("{:.0}", r.rps),
-        );
+        _ => format!("{text}\n{begin}\n{section}{end}\n"),
     }
-    let top2 = top + runs.len() as f64 * row + 40.0;
-    let _ = writeln!(s, "<text x=\"20\" y=\"{}\" fill=\"#555\">CPU µs per request of the server under test (lower is better)</text>", top2 - 12.0);
-    for (i, r) in runs.iter().enumerate() {
-        if let Some(c) = r.cpu_us_per_req {
-            bar(
-                &mut s,
-                top2 + i as f64 * row,
-                c / max_cpu,
-                color(&r.name),
-                &r.name,
-                &format!("{c:.1} µs"),
-            );
-        }
-    }
-    s.push_str("</svg>\n");
-    s
+}
+
+fn results_md() -> (PathBuf, String) {
+    let path = PathBuf::from(MANIFEST).join("benches/RESULTS.md");
+    let old = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| format!("# Benchmark results\n\n{}\n{}\n", LOAD.0, LOAD.1));
+    (path, old)
 }
 
 /// Replaces the text between the markers of RESULTS.md, keeping the rest
-/// (the hand-written tuning log).
-pub fn write_results(section: &str) {
-    let path = PathBuf::from(MANIFEST).join("benches/RESULTS.md");
-    let begin = "<!-- load:begin -->";
-    let end = "<!-- load:end -->";
-    let old = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| format!("# Benchmark results\n\n{begin}\n{end}\n"));
-    let new = match (old.find(begin), old.find(end)) {
-        (Some(b), Some(e)) if b < e => format!("{}{begin}\n{section}{}", &old[..b], &old[e..]),
-        _ => format!("{old}\n{begin}\n{section}{end}\n"),
+/// (the hand-written tuning log), and `curves` (their Markdown) or, when
+/// not measured, the curves' part of the last run that measured them.
+pub fn write_results(section: &str, curves: Option<&str>) {
+    let (path, old) = results_md();
+    let curves = curves
+        .map(str::to_string)
+        .or_else(|| between(&old, CURVES).map(str::to_string));
+    let section = match curves {
+        Some(c) => format!("{section}{}\n{c}{}\n\n", CURVES.0, CURVES.1),
+        None => section.to_string(),
     };
-    std::fs::write(&path, new).expect("write benches/RESULTS.md");
+    std::fs::write(&path, replace(&old, LOAD, &section)).expect("write benches/RESULTS.md");
+}
+
+/// `--curves`: rewrites only the curves' part of RESULTS.md, and their charts.
+pub fn write_curves(c: &curves::Curves, mode: &Mode) {
+    let (path, old) = results_md();
+    let md = curves_md(c, mode.quick);
+    std::fs::write(&path, replace(&old, CURVES, &md)).expect("write benches/RESULTS.md");
+    curves::write_svgs(c);
+    println!("load: wrote the curves into benches/RESULTS.md and benches/curve-*.svg");
+}
+
+/// The curves' Markdown, dated (a `--curves` run may be later than the rest).
+fn curves_md(c: &curves::Curves, quick: bool) -> String {
+    format!(
+        "Curves measured: {} ({}).\n\n{}",
+        command_date(),
+        if quick { "--quick" } else { "full" },
+        curves::section(c, quick)
+    )
 }
 
 pub fn command_date() -> String {
@@ -219,7 +204,7 @@ impl Results {
 }
 
 /// Prints the table and targets and rewrites RESULTS.md and results.svg.
-pub fn write(results: &Results, mode: &Mode, elapsed: Duration) {
+pub fn write(results: &Results, curves: Option<&curves::Curves>, mode: &Mode, elapsed: Duration) {
     let (secs, warm, quick) = (mode.secs, mode.warm, mode.quick);
     let runs = &results.runs;
     let si = &results.sign_ins;
@@ -254,10 +239,14 @@ pub fn write(results: &Results, mode: &Mode, elapsed: Duration) {
         results.soak.as_ref().map(|s| format!("{}\n\n", s.line)).unwrap_or_default(),
     );
     println!("\n{table}\n| target | reached | |\n|---|---|---|\n{targets}");
-    write_results(&section);
+    let curves_part = curves.map(|c| curves_md(c, quick));
+    write_results(&section, curves_part.as_deref());
+    if let Some(c) = curves {
+        curves::write_svgs(c);
+    }
     std::fs::write(
         PathBuf::from(MANIFEST).join("benches/results.svg"),
-        svg(runs, &title),
+        svg::bars(runs, &title),
     )
     .unwrap();
     println!(
