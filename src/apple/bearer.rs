@@ -55,6 +55,10 @@ pub struct BearerCache {
 /// A token ▶ its verified caller.
 type Tokens = moka::sync::Cache<Arc<str>, Arc<Caller>, ahash::RandomState>;
 
+/// What builds [`Tokens`] (given its hasher at `build_with_hasher`).
+type Builder =
+    moka::sync::CacheBuilder<Arc<str>, Arc<Caller>, moka::sync::Cache<Arc<str>, Arc<Caller>>>;
+
 impl BearerCache {
     /// A cache holding up to `capacity` tokens, whatever their size.
     /// Prefer [`Self::with_byte_budget`]: a count says little about memory
@@ -86,9 +90,7 @@ impl BearerCache {
         BearerCache { lookups, ..self }
     }
 
-    fn builder(
-    ) -> moka::sync::CacheBuilder<Arc<str>, Arc<Caller>, moka::sync::Cache<Arc<str>, Arc<Caller>>>
-    {
+    fn builder() -> Builder {
         moka::sync::Cache::builder().time_to_live(Duration::from_secs(86_400))
     }
 
