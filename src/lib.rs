@@ -13,7 +13,8 @@
 //! once), [`canonical`] (the one canonical path and host, parsed once; what
 //! cannot be read one way is refused), [`edge`] (in front of pingora's HTTP
 //! app: the connection cap, the head deadline and size cap, keep-alive's
-//! idle wait, our pages for pingora's errors), [`clock`], [`secret`],
+//! idle wait in its own HTTP/1 keep-alive loop, so a waiting connection holds
+//! no request state; our pages for pingora's errors), [`clock`], [`secret`],
 //! [`html`], [`httpd`], [`metrics`] (every Prometheus family, its
 //! handles resolved at start), [`access_log`] (each request's line
 //! formatted in its task, written by a thread of its own through a

@@ -3,10 +3,12 @@
 //! Once per connection it takes a permit (at most `max_connections` open
 //! at once, well below the file-descriptor limit, so a flood of idle
 //! connections cannot make `accept` fail for everyone or the process run
-//! out of descriptors) and wraps the stream in a [`HeadGuard`]. Once per
-//! request, [`Arming`] re-arms the guard before pingora reads the next
-//! head. A connection over the cap is closed at once, and the refusal is
-//! logged (at most once a second, however many there are).
+//! out of descriptors) and wraps the stream in a [`HeadGuard`]. An HTTP/1
+//! connection then runs the gate's own keep-alive loop ([`super::http1`]:
+//! it re-arms the guard and waits for each request's first bytes before
+//! pingora builds a session for it); HTTP/2 runs pingora's. A connection
+//! over the cap is closed at once, and the refusal is logged (at most
+//! once a second, however many there are).
 //!
 //! On a TLS listener the gate also does the handshake ([`super::tls`]),
 //! after taking the permit. HTTP/1.1 over TLS gets the same guard, on the
@@ -107,7 +109,7 @@ impl Refusals {
 
 /// The listening service's app: pingora's HTTP app behind the edge.
 pub struct Gate<A> {
-    inner: Arc<Arming<A>>,
+    inner: Arc<Inner<A>>,
     permits: Arc<Semaphore>,
     head: HeadLimits,
     refusals: Arc<Refusals>,
@@ -141,7 +143,7 @@ impl<A: HttpServerApp> Gate<A> {
         let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
         h2.max_header_list_size(u32::try_from(limits.max_head_size).unwrap_or(u32::MAX));
         Gate {
-            inner: Arc::new(Arming {
+            inner: Arc::new(Inner {
                 app: Arc::new(app),
                 options,
                 h2,
@@ -190,7 +192,9 @@ where
         };
         let stream = match &self.tls {
             None => stream,
-            Some(t) => match t.handshake(stream).await {
+            // Boxed: this future lives as long as the connection, and would
+            // otherwise be as large as the handshake's for all of it.
+            Some(t) => match Box::pin(t.handshake(stream)).await {
                 Ok(s) => s,
                 Err(HandshakeError::NotTcp) => {
                     tracing::error!("a TLS listener got a stream that is not TCP");
@@ -202,12 +206,14 @@ where
                 }
             },
         };
-        let guarded: Stream = if tls::is_h2(&stream) {
-            Box::new(HeadGuard::preface(stream, self.head, self.refusals.clone()))
-        } else {
-            Box::new(HeadGuard::new(stream, self.head, self.refusals.clone()))
-        };
-        ServerApp::process_new(&self.inner, guarded, shutdown).await
+        if tls::is_h2(&stream) {
+            let guarded: Stream =
+                Box::new(HeadGuard::preface(stream, self.head, self.refusals.clone()));
+            return ServerApp::process_new(&self.inner, guarded, shutdown).await;
+        }
+        let guard = Box::new(HeadGuard::new(stream, self.head, self.refusals.clone()));
+        super::http1::serve(&self.inner.app, &self.inner.options, guard, shutdown).await;
+        None
     }
 
     async fn cleanup(&self) {
@@ -216,9 +222,9 @@ where
     }
 }
 
-/// Re-arms a connection's [`HeadGuard`] before each request head; the rest
-/// is pingora's HTTP app.
-pub struct Arming<A> {
+/// Pingora's HTTP app with our options: what HTTP/2 connections run
+/// through pingora's own loop, and what the HTTP/1 loop calls.
+pub struct Inner<A> {
     app: Arc<A>,
     /// The app's server options with h2's idle timeout set.
     options: pingora::apps::HttpServerOptions,
@@ -227,13 +233,12 @@ pub struct Arming<A> {
 }
 
 #[async_trait]
-impl<A> HttpServerApp for Arming<A>
+impl<A> HttpServerApp for Inner<A>
 where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    // Written out rather than `async fn`: arming is synchronous, so the
-    // inner app's future is returned as it is, with no second future
-    // wrapped around it (and the session moved once less) per request.
+    // Written out rather than `async fn`: the inner app's future is
+    // returned as it is, with no second future wrapped around it.
     fn process_new_http<'life0, 'life1, 'async_trait>(
         self: &'life0 Arc<Self>,
         session: ServerSession,
@@ -244,9 +249,6 @@ where
         'life1: 'async_trait,
         Self: 'async_trait,
     {
-        if let Some(guard) = session.stream().and_then(HeadGuard::of) {
-            guard.arm();
-        }
         self.app.process_new_http(session, shutdown)
     }
 

@@ -80,6 +80,12 @@ pub struct HeadGuard {
     preface: Option<usize>,
     /// Counts refusals, for the gate's log lines.
     refusals: Arc<super::gate::Refusals>,
+    /// A request's first bytes, read while the connection had no session
+    /// ([`Self::poll_fill`]) and already counted against the head limits;
+    /// served to the parser before anything else, then freed.
+    stash: Vec<u8>,
+    /// How much of `stash` the parser has taken.
+    stash_read: usize,
 }
 
 impl std::fmt::Debug for HeadGuard {
@@ -109,6 +115,8 @@ impl HeadGuard {
             armed_once: AtomicBool::new(false),
             preface: None,
             refusals,
+            stash: Vec::new(),
+            stash_read: 0,
         }
     }
 
@@ -154,6 +162,51 @@ impl HeadGuard {
     pub fn reached_proxy(&self) {
         self.reached_proxy.store(true, Ordering::Relaxed);
         self.signal.store(SIGNAL_HEAD_DONE, Ordering::Release);
+    }
+
+    /// Waits for the next request's first bytes, under the guard's limits
+    /// (the head deadline for a connection's first request, keep-alive's
+    /// idle wait after [`Self::arm`]), and keeps them for the parser.
+    /// Ready with `false` when the connection is done: closed by the
+    /// client, failed, idle too long, or refused (408).
+    ///
+    /// The read goes into a buffer on the stack of this poll, not of the
+    /// task: a connection waiting here holds no read buffer, and the one
+    /// read that ends the wait is the one the parser would have made.
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
+        // pingora's first read of a head asks for this much (its header
+        // buffer's initial size).
+        let mut chunk = [0u8; 4096];
+        let mut buf = ReadBuf::new(&mut chunk);
+        match Pin::new(&mut *self).poll_read(cx, &mut buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_)) => Poll::Ready(false),
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => Poll::Ready(false),
+            Poll::Ready(Ok(())) => {
+                self.stash = buf.filled().to_vec();
+                self.stash_read = 0;
+                Poll::Ready(true)
+            }
+        }
+    }
+
+    /// Serves the stashed bytes first (already counted), freeing them once
+    /// all are taken.
+    fn take_stash(&mut self, buf: &mut ReadBuf<'_>) -> bool {
+        let Some(rest) = self.stash.get(self.stash_read..).filter(|r| !r.is_empty()) else {
+            return false;
+        };
+        if buf.remaining() == 0 {
+            return false;
+        }
+        let n = rest.len().min(buf.remaining());
+        buf.put_slice(&rest[..n]);
+        self.stash_read += n;
+        if self.stash_read == self.stash.len() {
+            self.stash = Vec::new();
+            self.stash_read = 0;
+        }
+        true
     }
 
     /// Writes a short error response, best effort (a fresh socket buffer
@@ -223,6 +276,9 @@ impl AsyncRead for HeadGuard {
             _ => {}
         }
         if this.replaced {
+            return Poll::Ready(Ok(()));
+        }
+        if this.take_stash(buf) {
             return Poll::Ready(Ok(()));
         }
         let budget = match &this.phase {

@@ -12,12 +12,14 @@
 //!
 //! ```text
 //! listener ─▶ Gate (connection cap; TLS handshake; HeadGuard around the stream)
-//!               └▶ Arming (re-arms the guard before each request head)
+//!               ├▶ HTTP/1: our keep-alive loop (re-arms the guard, waits for the first bytes)
+//!               └▶ HTTP/2: pingora's loop
 //!                    └▶ pingora's HttpProxy ─▶ our ProxyHttp (marks the guard: head done)
 //! ```
 
 mod gate;
 mod head;
+mod http1;
 pub mod tls;
 
 pub use gate::{Gate, Limits, OpenConnections};

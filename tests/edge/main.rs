@@ -2,7 +2,8 @@
 //! connection cap, pipelining, our own error pages, cookies the upstream
 //! may not set, sign-in rate limits, cross-site sign-out, the same
 //! decision at `/oauth2/userinfo` as everywhere, per-route policy,
-//! WebSocket upgrades decided like any request, and upstream pools. One test crate
+//! WebSocket upgrades decided like any request, upstream pools, and many
+//! idle keep-alive connections. One test crate
 //! (`cargo test --test edge`) in a few files, by topic.
 
 #[path = "../common/mod.rs"]
@@ -10,6 +11,7 @@ mod common;
 mod cookies;
 mod decision;
 mod forwarding;
+mod idle;
 mod limits;
 mod pools;
 mod rate_limits;
