@@ -6,27 +6,35 @@
 //! [`crate::edge::tls`]), the plain-HTTP redirect listener if asked
 //! ([`crate::redirect`]), and background services for periodic upkeep and
 //! certificate reloads ([`crate::reload`]). The caller supplies the shutdown
-//! signal, so the binary stops on SIGTERM/SIGINT and tests stop the real
-//! server when they are done.
+//! signal, so the binary stops on SIGTERM/SIGINT (and hands over on
+//! SIGQUIT: [`crate::drain`]) and tests stop the real server when they are
+//! done. [`Start::Upgrade`] takes the listening sockets over from a running
+//! gateway (pingora's graceful upgrade) instead of binding them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
+use crate::admin::Draining;
 use crate::assertion::Assertions;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::drain::{Drained, Exit, Signals};
+use crate::edge::OpenConnections;
 use crate::proxy::error::Chain;
 use crate::proxy::Gateway;
 use crate::session::{DisabledEmails, Revocations};
-use crate::state::{self, StoreError};
+use crate::state::StoreError;
+pub use crate::upgrade::Start;
+use crate::upgrade::{open_store, probe_dir};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -43,6 +51,8 @@ pub enum StartError {
     Redirect(SocketAddr, std::io::Error),
     /// The admin listener's address cannot be bound.
     Admin(SocketAddr, std::io::Error),
+    /// The upgrade socket cannot be created in its directory.
+    UpgradeSock(PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -56,6 +66,9 @@ impl std::fmt::Display for StartError {
                 write!(f, "server.redirect_http: cannot listen on {a}: {e}")
             }
             StartError::Admin(a, e) => write!(f, "admin.listen: cannot listen on {a}: {e}"),
+            StartError::UpgradeSock(p, e) => {
+                write!(f, "server.upgrade_sock: cannot create {}: {e}", p.display())
+            }
         }
     }
 }
@@ -115,25 +128,54 @@ pub fn listener(addr: &str, read_buffer: usize) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(read_buffer))
 }
 
+/// A built server and what its drain needs.
+pub struct Built {
+    pub server: Server,
+    pub draining: Draining,
+    /// Every listener's open connections.
+    pub connections: Vec<OpenConnections>,
+}
+
 /// Builds the pingora server for `config`.
-pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> {
-    // Pingora retries a busy address in the background; an operator is
-    // better served by failing now with the reason.
-    drop(
-        std::net::TcpListener::bind(config.server.listen)
-            .map_err(|e| StartError::Listen(config.server.listen, e))?,
-    );
-    if let Some(addr) = config.server.redirect_http {
-        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
+pub fn build(config: &Config, clock: SharedClock, start: Start) -> Result<Built, StartError> {
+    if start == Start::Fresh {
+        // Pingora retries a busy address in the background; an operator is
+        // better served by failing now with the reason. (An upgrade takes
+        // the addresses from the running gateway, which holds them.)
+        drop(
+            std::net::TcpListener::bind(config.server.listen)
+                .map_err(|e| StartError::Listen(config.server.listen, e))?,
+        );
+        if let Some(addr) = config.server.redirect_http {
+            drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
+        }
+        if let Some(addr) = config.admin.listen {
+            drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Admin(addr, e))?);
+        }
+    } else {
+        // Pingora binds the socket with `unwrap`: a directory it cannot
+        // write is reported here instead of as a panic.
+        probe_dir(&config.server.upgrade_sock)
+            .map_err(|e| StartError::UpgradeSock(config.server.upgrade_sock.clone(), e))?;
     }
-    if let Some(addr) = config.admin.listen {
-        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Admin(addr, e))?);
-    }
-    let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let grace = config.server.grace_period;
+    let mut conf = engine_conf(config.server.threads, grace.as_secs());
+    // UTF-8 and short enough: checked in config::server.
+    conf.upgrade_sock = config.server.upgrade_sock.to_string_lossy().into_owned();
+    let opt = Opt {
+        upgrade: start == Start::Upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // On an upgrade this waits (a few seconds at most) for the running
+    // gateway's sockets; pingora exits the process if none come.
     server.bootstrap();
+    if start == Start::Upgrade {
+        tracing::info!(upgrade_sock = %config.server.upgrade_sock.display(), "took over the listening sockets");
+        crate::systemd::main_pid();
+    }
     // Fails closed: a store that cannot be opened stops the start.
-    let store = state::open(&config.state).map_err(StartError::State)?;
+    let store = open_store(&config.state, start, grace).map_err(StartError::State)?;
     let assertions = Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
     let disabled_emails = Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
@@ -162,6 +204,9 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     };
     let mut gate = crate::edge::Gate::new(proxy, limits);
     let connections = gate.open_connections();
+    let mut all_connections = vec![connections.clone()];
+    let linger = crate::drain::linger(grace);
+    let draining = Draining::default();
     let mut reload = crate::reload::Reload { tls: None };
     if let Some(tls) = &config.server.tls {
         let certificate = crate::edge::Certificate::new(tls.key.clone());
@@ -177,7 +222,10 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
     }
     // Always: it also keeps SIGHUP from ending the process.
     server.add_service(background_service("certificate reload", reload));
-    let mut proxy = pingora::services::listening::Service::new("applegate".to_string(), gate);
+    let mut proxy = pingora::services::listening::Service::new(
+        "applegate".to_string(),
+        Drained::new(gate, linger),
+    );
     // A plain TCP listener even with TLS: the gate handshakes, after the
     // connection cap and under the head deadline.
     proxy.add_listener(listener(
@@ -190,13 +238,15 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
             &config.server.public_url.origin,
         ));
         let gate = crate::edge::Gate::new(app, limits);
-        let mut redirect =
-            pingora::services::listening::Service::new("redirect to https".to_string(), gate);
+        all_connections.push(gate.open_connections());
+        let mut redirect = pingora::services::listening::Service::new(
+            "redirect to https".to_string(),
+            Drained::new(gate, linger),
+        );
         redirect.add_listener(listener(&addr.to_string(), config.server.read_buffer));
         server.add_service(redirect);
     }
     if let Some(addr) = config.admin.listen {
-        let draining = crate::admin::Draining::default();
         let app = crate::admin::Admin {
             metrics,
             store: revocations.store(),
@@ -206,33 +256,52 @@ pub fn build(config: &Config, clock: SharedClock) -> Result<Server, StartError> 
             draining: draining.clone(),
         };
         let app = pingora::apps::http_app::HttpServer::new_app(app);
+        let gate = crate::edge::Gate::new(app, limits);
+        all_connections.push(gate.open_connections());
         let mut admin = pingora::services::listening::Service::new(
             "admin".to_string(),
-            crate::edge::Gate::new(app, limits),
+            Drained::new(gate, linger),
         );
         admin.add_listener(listener(&addr.to_string(), config.server.read_buffer));
         server.add_service(admin);
-        server.add_service(background_service("draining", draining));
     }
+    server.add_service(background_service("draining", draining.clone()));
     server.add_service(background_service("upkeep", upkeep));
     if let Some(pools) = pools {
         server.add_service(background_service("upstream pools", pools));
     }
-    Ok(server)
+    Ok(Built {
+        server,
+        draining,
+        connections: all_connections,
+    })
 }
 
-/// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
-pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
-    let server = build(config, clock)?;
+/// Runs the gateway until SIGTERM (graceful), SIGQUIT (graceful upgrade)
+/// or SIGINT (fast); `start` says whether it takes over from a running one.
+pub fn run(config: &Config, clock: SharedClock, start: Start) -> Result<(), StartError> {
+    let Built {
+        mut server,
+        draining,
+        connections,
+    } = build(config, clock, start)?;
+    server.add_service(background_service(
+        "exit when drained",
+        Exit { connections },
+    ));
+    server.add_service(background_service("systemd", crate::systemd::Ready));
     tracing::info!(
         listen = %config.server.listen,
         tls = config.server.tls.is_some(),
         redirect_http = config.server.redirect_http.map(|a| a.to_string()),
         admin = config.admin.listen.map(|a| a.to_string()),
         public_url = %config.server.public_url.origin,
+        upgrade = start == Start::Upgrade,
         "applegate started"
     );
-    server.run(RunArgs::default());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { draining }),
+    });
     Ok(())
 }
 
@@ -280,7 +349,7 @@ impl Drop for Running {
 /// Starts the gateway on a thread and waits until it accepts connections
 /// (for `dev` and tests; the binary uses [`run`]).
 pub fn spawn(config: &Config, clock: SharedClock) -> Result<Running, StartError> {
-    let server = build(config, clock)?;
+    let server = build(config, clock, Start::Fresh)?.server;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("applegate".into())
