@@ -41,13 +41,20 @@ pub struct Admin {
 }
 
 /// Set once the server is shutting down: `/ready` turns 503 so a load
-/// balancer stops sending new requests while existing ones finish.
+/// balancer stops sending new requests while existing ones finish. Set by
+/// the signal itself ([`crate::drain::Signals`]: on SIGQUIT the old
+/// process still serves a few seconds before its drain), and by the
+/// server's shutdown however it came.
 #[derive(Clone, Default)]
 pub struct Draining(Arc<AtomicBool>);
 
 impl Draining {
     pub fn get(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
     }
 }
 
@@ -56,7 +63,7 @@ impl BackgroundService for Draining {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         // An error means the sender is gone: the server is stopping too.
         let _ = shutdown.changed().await;
-        self.0.store(true, Ordering::Relaxed);
+        self.set();
     }
 }
 

@@ -5,6 +5,7 @@
 //! here, once; a bad config exits 2 as well, a failure to run exits 1.
 
 mod online;
+mod reload;
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
@@ -38,7 +39,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gateway
-    Run(ConfigFile),
+    Run(RunArgs),
     /// Validate config and keys; print what to enter at Apple
     Check(CheckArgs),
     /// Gateway + Apple emulator + demo app on ports N, N+1, N+2; no Apple account needed
@@ -57,8 +58,35 @@ pub enum Command {
         #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9180/ping")]
         url: String,
     },
+    /// Replace the running gateway with a new process (new config, or new
+    /// binary) without dropping a connection: check the config, start
+    /// `run --upgrade`, signal the old one; exit 0 once the new one has
+    /// taken over (a systemd unit's ExecReload)
+    Reload(ReloadArgs),
     /// Print the version
     Version,
+}
+
+/// `run`'s arguments.
+#[derive(Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Take the listening sockets over from the gateway running now: it
+    /// hands them over `server.upgrade_sock` when sent SIGQUIT (within 5 s
+    /// of this start), then drains and exits
+    #[arg(long)]
+    upgrade: bool,
+}
+
+/// `reload`'s arguments.
+#[derive(Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// The running gateway's process id (systemd: $MAINPID)
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(i32).range(2..))]
+    pid: i32,
 }
 
 /// The `--config FILE` that `run` and `check` require.
@@ -84,7 +112,10 @@ impl Cli {
     pub fn into_command(self) -> Option<Command> {
         match (self.command, self.config) {
             (Some(command), _) => Some(command),
-            (None, Some(config)) => Some(Command::Run(ConfigFile { config })),
+            (None, Some(config)) => Some(Command::Run(RunArgs {
+                file: ConfigFile { config },
+                upgrade: false,
+            })),
             (None, None) => None,
         }
     }
@@ -94,7 +125,16 @@ impl Cli {
 pub fn dispatch(command: Option<Command>) -> ExitCode {
     match command {
         // A bad config is reported by `load`, exit 2; the command never starts.
-        Some(Command::Run(c)) => load(&c.config, "run").map_or_else(|bad| bad, |cfg| run(&cfg)),
+        Some(Command::Run(c)) => {
+            let start = if c.upgrade {
+                server::Start::Upgrade
+            } else {
+                server::Start::Fresh
+            };
+            load(&c.file.config, "run").map_or_else(|bad| bad, |cfg| run(&cfg, start))
+        }
+        Some(Command::Reload(r)) => load(&r.file.config, "reload")
+            .map_or_else(|bad| bad, |cfg| reload::reload(&r.file.config, &cfg, r.pid)),
         Some(Command::Check(c)) => load(&c.file.config, "check").map_or_else(
             |bad| bad,
             |cfg| match check(&c.file.config, &cfg) {
@@ -173,6 +213,11 @@ fn check(path: &Path, c: &Config) -> ExitCode {
         c.apple.team_id, c.apple.services_id, c.apple.key_id
     );
     let _ = writeln!(out, "  Apple URL    {}", c.apple.base_url);
+    let _ = writeln!(
+        out,
+        "  upgrades     over {}",
+        c.server.upgrade_sock.display()
+    );
     let _ = match &c.state {
         config::State::Embedded { path } => {
             writeln!(out, "  state        embedded, {}", path.display())
@@ -260,8 +305,8 @@ fn say(text: &str) {
 }
 
 /// Runs the gateway until it is stopped; exit 1 when it cannot run.
-fn serve(c: &Config, verb: &str) -> ExitCode {
-    match server::run(c, clock::system()) {
+fn serve(c: &Config, verb: &str, start: server::Start) -> ExitCode {
+    match server::run(c, clock::system(), start) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("applegate {verb}: {e}");
@@ -270,12 +315,12 @@ fn serve(c: &Config, verb: &str) -> ExitCode {
     }
 }
 
-fn run(c: &Config) -> ExitCode {
+fn run(c: &Config, start: server::Start) -> ExitCode {
     init_logging(&c.log);
     for w in &c.warnings {
         tracing::warn!("{w}");
     }
-    serve(c, "run")
+    serve(c, "run", start)
 }
 
 fn dev(port: u16) -> ExitCode {
@@ -303,7 +348,7 @@ fn dev(port: u16) -> ExitCode {
         d.emulator.base_url(),
         d.demo.addr,
     ));
-    serve(&d.config, "dev")
+    serve(&d.config, "dev", server::Start::Fresh)
 }
 
 /// How long `health` waits in all: connect, send, first line of the answer.

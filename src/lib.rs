@@ -67,16 +67,20 @@
 //!   plain-HTTP listener that redirects to https (`server.redirect_http`),
 //!   [`reload`] the `[server.tls]` certificate read again on SIGHUP or
 //!   file change; [`admin`] the admin listener (`[admin] listen`:
-//!   `/metrics`, `/ping`, `/ready`).
+//!   `/metrics`, `/ping`, `/ready`); [`drain`] how a process ends (the
+//!   signals, idle connections closed after a linger, the exit once
+//!   drained), [`upgrade`] how its successor takes over (the listening
+//!   sockets, then the state file), [`systemd`] the `sd_notify` messages.
 //! - [`kit`]: the one builder of "emulator + upstream + gateway config on
 //!   free ports" behind `applegate dev`, the tests and the benchmarks
 //!   (and a real `redis-server` for them, [`kit::redis`]);
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
-//! Dependencies point one way: `server ▶ {edge, proxy, admin} ▶ {policy,
-//! pool, assertion, session, apple} ▶ {state ▶ config} ▶ {identity,
-//! canonical, secret, es256, metrics, access_log}`; `kit ▶ {server,
-//! emulator, demo}`. Nothing below `proxy` imports it.
+//! Dependencies point one way: `server ▶ {drain, upgrade, systemd} ▶
+//! {edge, proxy, admin} ▶ {policy, pool, assertion, session, apple} ▶
+//! {state ▶ config} ▶ {identity, canonical, secret, es256, metrics,
+//! access_log}`; `kit ▶ {server, emulator, demo}`. Nothing below `proxy`
+//! imports it.
 //!
 //! # Life of a request
 //!
@@ -135,6 +139,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod dev;
+pub mod drain;
 pub mod edge;
 pub mod emulator;
 pub mod es256;
@@ -152,3 +157,5 @@ pub mod secret;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod systemd;
+pub mod upgrade;

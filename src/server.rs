@@ -6,28 +6,36 @@
 //! [`crate::edge::tls`]), the plain-HTTP redirect listener if asked
 //! ([`crate::redirect`]), and background services for periodic upkeep and
 //! certificate reloads ([`crate::reload`]). The caller supplies the shutdown
-//! signal, so the binary stops on SIGTERM/SIGINT and tests stop the real
-//! server when they are done.
+//! signal, so the binary stops on SIGTERM/SIGINT (and hands over on
+//! SIGQUIT: [`crate::drain`]) and tests stop the real server when they are
+//! done. [`Start::Upgrade`] takes the listening sockets over from a running
+//! gateway (pingora's graceful upgrade) instead of binding them.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::listeners::ListenerConfig;
 use pingora::protocols::l4::stream::L4BufferSettings;
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{background_service, BackgroundService};
 
 use crate::access_log::AccessLog;
+use crate::admin::Draining;
 use crate::assertion::Assertions;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::drain::{Drained, Exit, Signals};
+use crate::edge::OpenConnections;
 use crate::proxy::error::Chain;
 use crate::proxy::Gateway;
 use crate::session::{DisabledEmails, Revocations};
-use crate::state::{self, StoreError};
+use crate::state::StoreError;
+pub use crate::upgrade::Start;
+use crate::upgrade::{open_store, probe_dir};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -45,7 +53,9 @@ pub enum StartError {
     /// The admin listener's address cannot be bound.
     Admin(SocketAddr, std::io::Error),
     /// The access log's file cannot be opened (or its thread started).
-    AccessLog(Option<std::path::PathBuf>, std::io::Error),
+    AccessLog(Option<PathBuf>, std::io::Error),
+    /// The upgrade socket cannot be created in its directory.
+    UpgradeSock(PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -64,6 +74,9 @@ impl std::fmt::Display for StartError {
             }
             StartError::AccessLog(None, e) => {
                 write!(f, "cannot start the access log's writer: {e}")
+            }
+            StartError::UpgradeSock(p, e) => {
+                write!(f, "server.upgrade_sock: cannot create {}: {e}", p.display())
             }
         }
     }
@@ -124,10 +137,6 @@ pub fn listener(addr: &str, read_buffer: usize) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(read_buffer))
 }
 
-/// How long a stopping gateway waits for the access log's last lines to be
-/// written (a destination that never takes them must not hold up the exit).
-const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(5);
-
 /// The access log, started if `[log] access` is on and the log filter lets
 /// its events through (`level = "warn"` turned it off before it had a
 /// writer of its own, and still does); the lines lost are counted in
@@ -153,40 +162,56 @@ fn access_log(
     .map_err(|e| StartError::AccessLog(log.access_file.clone(), e))
 }
 
-/// Writes what the access log still holds, if there is one (at shutdown).
-fn finish(access: Option<AccessLog>) {
-    if let Some(log) = access {
-        if !log.finish(ACCESS_LOG_FLUSH) {
-            tracing::warn!(
-                "the access log's last lines were not written within {ACCESS_LOG_FLUSH:?}"
-            );
-        }
-    }
+/// A built server and what its drain needs.
+pub struct Built {
+    pub server: Server,
+    pub draining: Draining,
+    /// Every listener's open connections.
+    pub connections: Vec<OpenConnections>,
+    /// The access log, to be finished when the server has stopped.
+    pub access: Option<AccessLog>,
 }
 
-/// Builds the pingora server for `config`, and the access log it writes
-/// to (to be finished when the server has stopped).
-pub fn build(
-    config: &Config,
-    clock: SharedClock,
-) -> Result<(Server, Option<AccessLog>), StartError> {
-    // Pingora retries a busy address in the background; an operator is
-    // better served by failing now with the reason.
-    drop(
-        std::net::TcpListener::bind(config.server.listen)
-            .map_err(|e| StartError::Listen(config.server.listen, e))?,
-    );
-    if let Some(addr) = config.server.redirect_http {
-        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
+/// Builds the pingora server for `config`.
+pub fn build(config: &Config, clock: SharedClock, start: Start) -> Result<Built, StartError> {
+    if start == Start::Fresh {
+        // Pingora retries a busy address in the background; an operator is
+        // better served by failing now with the reason. (An upgrade takes
+        // the addresses from the running gateway, which holds them.)
+        drop(
+            std::net::TcpListener::bind(config.server.listen)
+                .map_err(|e| StartError::Listen(config.server.listen, e))?,
+        );
+        if let Some(addr) = config.server.redirect_http {
+            drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Redirect(addr, e))?);
+        }
+        if let Some(addr) = config.admin.listen {
+            drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Admin(addr, e))?);
+        }
+    } else {
+        // Pingora binds the socket with `unwrap`: a directory it cannot
+        // write is reported here instead of as a panic.
+        probe_dir(&config.server.upgrade_sock)
+            .map_err(|e| StartError::UpgradeSock(config.server.upgrade_sock.clone(), e))?;
     }
-    if let Some(addr) = config.admin.listen {
-        drop(std::net::TcpListener::bind(addr).map_err(|e| StartError::Admin(addr, e))?);
-    }
-    let conf = engine_conf(config.server.threads, config.server.grace_period.as_secs());
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let grace = config.server.grace_period;
+    let mut conf = engine_conf(config.server.threads, grace.as_secs());
+    // UTF-8 and short enough: checked in config::server.
+    conf.upgrade_sock = config.server.upgrade_sock.to_string_lossy().into_owned();
+    let opt = Opt {
+        upgrade: start == Start::Upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
+    // On an upgrade this waits (a few seconds at most) for the running
+    // gateway's sockets; pingora exits the process if none come.
     server.bootstrap();
+    if start == Start::Upgrade {
+        tracing::info!(upgrade_sock = %config.server.upgrade_sock.display(), "took over the listening sockets");
+        crate::systemd::main_pid();
+    }
     // Fails closed: a store that cannot be opened stops the start.
-    let store = state::open(&config.state).map_err(StartError::State)?;
+    let store = open_store(&config.state, start, grace).map_err(StartError::State)?;
     let assertions = Assertions::load(config, &*store, clock.clone()).map_err(StartError::State)?;
     let disabled_emails = Arc::new(DisabledEmails::load(store.clone()).map_err(StartError::State)?);
     let revocations = Arc::new(Revocations::load(store, clock.now()).map_err(StartError::State)?);
@@ -217,6 +242,9 @@ pub fn build(
     };
     let mut gate = crate::edge::Gate::new(proxy, limits);
     let connections = gate.open_connections();
+    let mut all_connections = vec![connections.clone()];
+    let linger = crate::drain::linger(grace);
+    let draining = Draining::default();
     let mut reload = crate::reload::Reload { tls: None };
     if let Some(tls) = &config.server.tls {
         let certificate = crate::edge::Certificate::new(tls.key.clone());
@@ -232,7 +260,10 @@ pub fn build(
     }
     // Always: it also keeps SIGHUP from ending the process.
     server.add_service(background_service("certificate reload", reload));
-    let mut proxy = pingora::services::listening::Service::new("applegate".to_string(), gate);
+    let mut proxy = pingora::services::listening::Service::new(
+        "applegate".to_string(),
+        Drained::new(gate, linger),
+    );
     // A plain TCP listener even with TLS: the gate handshakes, after the
     // connection cap and under the head deadline.
     proxy.add_listener(listener(
@@ -245,13 +276,15 @@ pub fn build(
             &config.server.public_url.origin,
         ));
         let gate = crate::edge::Gate::new(app, limits);
-        let mut redirect =
-            pingora::services::listening::Service::new("redirect to https".to_string(), gate);
+        all_connections.push(gate.open_connections());
+        let mut redirect = pingora::services::listening::Service::new(
+            "redirect to https".to_string(),
+            Drained::new(gate, linger),
+        );
         redirect.add_listener(listener(&addr.to_string(), config.server.read_buffer));
         server.add_service(redirect);
     }
     if let Some(addr) = config.admin.listen {
-        let draining = crate::admin::Draining::default();
         let app = crate::admin::Admin {
             metrics,
             store: revocations.store(),
@@ -262,34 +295,58 @@ pub fn build(
             draining: draining.clone(),
         };
         let app = pingora::apps::http_app::HttpServer::new_app(app);
+        let gate = crate::edge::Gate::new(app, limits);
+        all_connections.push(gate.open_connections());
         let mut admin = pingora::services::listening::Service::new(
             "admin".to_string(),
-            crate::edge::Gate::new(app, limits),
+            Drained::new(gate, linger),
         );
         admin.add_listener(listener(&addr.to_string(), config.server.read_buffer));
         server.add_service(admin);
-        server.add_service(background_service("draining", draining));
     }
+    server.add_service(background_service("draining", draining.clone()));
     server.add_service(background_service("upkeep", upkeep));
     if let Some(pools) = pools {
         server.add_service(background_service("upstream pools", pools));
     }
-    Ok((server, access))
+    Ok(Built {
+        server,
+        draining,
+        connections: all_connections,
+        access,
+    })
 }
 
-/// Runs the gateway until SIGTERM (graceful) or SIGINT (fast).
-pub fn run(config: &Config, clock: SharedClock) -> Result<(), StartError> {
-    let (server, access) = build(config, clock)?;
+/// Runs the gateway until SIGTERM (graceful), SIGQUIT (graceful upgrade)
+/// or SIGINT (fast); `start` says whether it takes over from a running one.
+pub fn run(config: &Config, clock: SharedClock, start: Start) -> Result<(), StartError> {
+    let Built {
+        mut server,
+        draining,
+        connections,
+        access,
+    } = build(config, clock, start)?;
+    server.add_service(background_service(
+        "exit when drained",
+        Exit {
+            connections,
+            access: access.clone(),
+        },
+    ));
+    server.add_service(background_service("systemd", crate::systemd::Ready));
     tracing::info!(
         listen = %config.server.listen,
         tls = config.server.tls.is_some(),
         redirect_http = config.server.redirect_http.map(|a| a.to_string()),
         admin = config.admin.listen.map(|a| a.to_string()),
         public_url = %config.server.public_url.origin,
+        upgrade = start == Start::Upgrade,
         "applegate started"
     );
-    server.run(RunArgs::default());
-    finish(access);
+    server.run(RunArgs {
+        shutdown_signal: Box::new(Signals { draining }),
+    });
+    crate::access_log::finish(access.as_ref());
     Ok(())
 }
 
@@ -337,7 +394,7 @@ impl Drop for Running {
 /// Starts the gateway on a thread and waits until it accepts connections
 /// (for `dev` and tests; the binary uses [`run`]).
 pub fn spawn(config: &Config, clock: SharedClock) -> Result<Running, StartError> {
-    let (server, access) = build(config, clock)?;
+    let Built { server, access, .. } = build(config, clock, Start::Fresh)?;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("applegate".into())
@@ -345,7 +402,7 @@ pub fn spawn(config: &Config, clock: SharedClock) -> Result<Running, StartError>
             server.run(RunArgs {
                 shutdown_signal: Box::new(Trigger(rx)),
             });
-            finish(access);
+            crate::access_log::finish(access.as_ref());
         })
         .map_err(StartError::Thread)?;
     let addr = config.server.listen;

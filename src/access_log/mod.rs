@@ -122,6 +122,21 @@ impl AccessLog {
     }
 }
 
+/// How long a stopping gateway waits for the access log's last lines to be
+/// written (a destination that never takes them must not hold up the exit).
+const ACCESS_LOG_FLUSH: Duration = Duration::from_secs(5);
+
+/// Writes what the access log still holds, if there is one (at shutdown).
+pub fn finish(access: Option<&AccessLog>) {
+    if let Some(log) = access {
+        if !log.finish(ACCESS_LOG_FLUSH) {
+            tracing::warn!(
+                "the access log's last lines were not written within {ACCESS_LOG_FLUSH:?}"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,7 +46,7 @@ pub use log::{Log, LogFormat};
 pub use policy::Policy;
 pub use rate_limit::RateLimit;
 pub use routes::{AuthMode, Route};
-pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER};
+pub use server::{EncodedSlashes, PublicUrl, Server, DEFAULT_READ_BUFFER, DEFAULT_UPGRADE_SOCK};
 pub use session::{RedirectHost, Revalidate, SameSite, Session, ENV_SESSION_SECRET};
 pub use state::{
     Redis, State, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, DEFAULT_STATE_FILE,

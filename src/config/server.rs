@@ -2,6 +2,7 @@
 //! that protect each connection.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -11,6 +12,14 @@ use super::validate::{http_url, Validator};
 
 /// Default per-connection read buffer (`server.read_buffer`).
 pub const DEFAULT_READ_BUFFER: usize = 4096;
+
+/// The upgrade socket's name when `server.upgrade_sock` is not set: in the
+/// state file's directory (or, with the memory store, the config's).
+pub const DEFAULT_UPGRADE_SOCK: &str = "applegate.upgrade.sock";
+
+/// Longest path a unix socket can bind (`sun_path` is 108 bytes with its
+/// NUL on Linux); pingora panics on a longer one, so it is refused here.
+const MAX_SOCK_PATH: usize = 107;
 
 /// `[server]`
 #[derive(Debug, Clone)]
@@ -42,6 +51,9 @@ pub struct Server {
     pub tls: Option<super::tls::Tls>,
     /// A plain-HTTP listener that redirects to the https public URL.
     pub redirect_http: Option<SocketAddr>,
+    /// The unix socket over which a running gateway hands its listening
+    /// sockets to its successor (`applegate run --upgrade`, `reload`).
+    pub upgrade_sock: PathBuf,
 }
 
 /// What a route does with a path holding an encoded `/` or `\` (`%2F`,
@@ -106,10 +118,17 @@ struct ServerSection {
     tls: Option<super::tls::TlsSection>,
     /// Address of the plain-HTTP listener that redirects to https.
     redirect_http: Option<String>,
+    /// Path of the unix socket of graceful upgrades.
+    upgrade_sock: Option<String>,
 }
 
-/// Reads and checks `[server]`; `None` if it cannot be used.
-pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
+/// Reads and checks `[server]`; `None` if it cannot be used. `state` is
+/// where the upgrade socket goes by default.
+pub(super) fn read(
+    v: &mut Validator<'_>,
+    top: &toml::Table,
+    state: &super::State,
+) -> Option<Server> {
     let s: ServerSection = v.section(top, "server");
     let listen_text = s.listen.as_deref().unwrap_or("0.0.0.0:8080");
     let listen = match listen_text.parse::<SocketAddr>() {
@@ -201,6 +220,7 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
     }
     let tls = super::tls::read(v, s.tls);
     let redirect_http = redirect_http(v, s.redirect_http.as_deref(), listen, public_url.as_ref());
+    let upgrade_sock = upgrade_sock(v, s.upgrade_sock.as_deref(), state);
     if tls.is_some() && public_url.as_ref().is_some_and(|u| !u.https) {
         v.warn("server.public_url: the listener speaks TLS ([server.tls]) but public_url is http; browsers are sent to http links and cookies are not Secure");
     }
@@ -220,7 +240,52 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> Option<Server> {
         max_connections,
         tls,
         redirect_http,
+        upgrade_sock: upgrade_sock?,
     })
+}
+
+/// `server.upgrade_sock`: as set (relative to the config's directory), or
+/// [`DEFAULT_UPGRADE_SOCK`] beside the state file (or the config, for a
+/// store with no file), a directory the gateway
+/// already owns and writes (and, in the shipped unit, 0700: whoever can
+/// connect to the socket while a successor waits could hand it sockets).
+fn upgrade_sock(
+    v: &mut Validator<'_>,
+    text: Option<&str>,
+    state: &super::State,
+) -> Option<PathBuf> {
+    let key = "server.upgrade_sock";
+    let path = match (text, state) {
+        (Some(t), _) => v.path(t),
+        (None, super::State::Embedded { path }) => path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(DEFAULT_UPGRADE_SOCK),
+        // No state file: beside the config.
+        (None, super::State::Memory | super::State::Redis(_)) => v.path(DEFAULT_UPGRADE_SOCK),
+    };
+    // Pingora takes the path as text.
+    let Some(text) = path.to_str() else {
+        v.problem(
+            key,
+            format!(
+                "{} is not UTF-8; set server.upgrade_sock to a UTF-8 path",
+                path.display()
+            ),
+        );
+        return None;
+    };
+    if text.len() > MAX_SOCK_PATH {
+        v.problem(
+            key,
+            format!(
+                "{text:?} is {} bytes; a unix socket path has at most {MAX_SOCK_PATH}: set a shorter one (e.g. \"/run/applegate/upgrade.sock\")",
+                text.len()
+            ),
+        );
+        return None;
+    }
+    Some(path)
 }
 
 /// `server.redirect_http`: an address unlike `listen`, and an https public
@@ -295,4 +360,55 @@ fn public_url(v: &mut Validator<'_>, text: &str) -> Option<PublicUrl> {
         host,
         https,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::State;
+
+    fn sock(text: Option<&str>, state: &State) -> (Option<PathBuf>, Vec<String>) {
+        let mut v = Validator::new(Path::new("/etc/applegate"), &|_| None);
+        let path = upgrade_sock(&mut v, text, state);
+        let problems = v.into_problems().iter().map(ToString::to_string).collect();
+        (path, problems)
+    }
+
+    /// By default the socket is beside the state file (the gateway's own
+    /// directory), or beside the config with the memory store; a set path
+    /// is taken from the config's directory.
+    #[test]
+    fn upgrade_sock_defaults_beside_the_state_file() {
+        let embedded = State::Embedded {
+            path: "/var/lib/applegate/applegate.state".into(),
+        };
+        assert_eq!(
+            sock(None, &embedded).0.unwrap(),
+            Path::new("/var/lib/applegate/applegate.upgrade.sock")
+        );
+        assert_eq!(
+            sock(None, &State::Memory).0.unwrap(),
+            Path::new("/etc/applegate/applegate.upgrade.sock")
+        );
+        assert_eq!(
+            sock(Some("run/up.sock"), &embedded).0.unwrap(),
+            Path::new("/etc/applegate/run/up.sock")
+        );
+    }
+
+    /// A path a unix socket cannot bind (pingora would panic on it) is a
+    /// problem with its key path and the limit.
+    #[test]
+    fn upgrade_sock_longer_than_a_socket_path_is_refused() {
+        let long = format!("/run/{}/upgrade.sock", "d".repeat(100));
+        let (path, problems) = sock(Some(&long), &State::Memory);
+        assert!(path.is_none());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "server.upgrade_sock: {long:?} is 118 bytes; a unix socket path has at most 107"
+            )),
+            "{problems:?}"
+        );
+    }
 }

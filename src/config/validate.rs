@@ -74,10 +74,10 @@ pub fn validate(text: &str, base_dir: &Path, env: EnvLookup<'_>) -> Result<Confi
             );
         }
     }
-    let server = server::read(&mut v, &top);
+    let state = state::read(&mut v, &top);
+    let server = server::read(&mut v, &top, &state);
     let apple = apple::read(&mut v, &top);
     let session = session::read(&mut v, &top, server.as_ref().map(|s| &s.public_url));
-    let state = state::read(&mut v, &top);
     let rate_limit = rate_limit::read(&mut v, &top);
     let policy = policy::read(&mut v, &top);
     let log = log::read(&mut v, &top);

@@ -10,6 +10,7 @@ mod health;
 mod online;
 mod serve;
 mod state;
+mod upgrade;
 mod usage;
 
 use std::path::{Path, PathBuf};
