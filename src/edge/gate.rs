@@ -116,6 +116,11 @@ pub struct Gate<A> {
     /// Set on a TLS listener: the gate handshakes.
     tls: Option<Tls>,
     max_connections: usize,
+    /// Turns true at [`ServerApp::cleanup`]: connections waiting for their
+    /// next request close then. Not at the shutdown signal itself: a drain
+    /// may keep them open a little longer (`crate::drain::Drained`), so a
+    /// request already on its way is answered rather than met by a reset.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// The open connections of one gate, read from its permits (for
@@ -157,6 +162,7 @@ impl<A: HttpServerApp> Gate<A> {
             refusals: Arc::new(Refusals::default()),
             tls: None,
             max_connections: limits.max_connections,
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -212,12 +218,22 @@ where
             return ServerApp::process_new(&self.inner, guarded, shutdown).await;
         }
         let guard = Box::new(HeadGuard::new(stream, self.head, self.refusals.clone()));
-        super::http1::serve(&self.inner.app, &self.inner.options, guard, shutdown).await;
+        let closing = self.closing.subscribe();
+        super::http1::serve(
+            &self.inner.app,
+            &self.inner.options,
+            guard,
+            shutdown,
+            closing,
+        )
+        .await;
         None
     }
 
     async fn cleanup(&self) {
-        // Wakes keep-alive reads waiting at shutdown.
+        // Closes HTTP/1 connections waiting for a request (ours), and wakes
+        // keep-alive reads waiting in pingora's loop (h2's).
+        self.closing.send_replace(true);
         ServerApp::cleanup(&*self.inner).await
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! This loop waits first, in the [`HeadGuard`] (under the head deadline
 //! for a connection's first request, the keep-alive idle time for the
-//! next ones; closing at shutdown), and builds the session only once the
+//! next ones; closing when the gate closes at shutdown), and builds the session only once the
 //! request's first bytes are in; after the request it takes the stream
 //! back and waits again. A waiting connection holds its socket, the guard
 //! and this loop's small future, nothing per request. The guard reads
@@ -27,16 +27,18 @@ use pingora::server::ShutdownWatch;
 use super::head::HeadGuard;
 
 /// Serves requests on `guard`'s connection until it closes, is idle too
-/// long, or the server shuts down.
+/// long, or the gate is `closing` (the server's shutdown, after any linger
+/// of a drain; requests read after `shutdown` are answered with
+/// `Connection: close`).
 pub(super) async fn serve<A>(
     app: &Arc<A>,
     options: &HttpServerOptions,
     mut guard: Box<HeadGuard>,
     shutdown: &ShutdownWatch,
+    mut closing: tokio::sync::watch::Receiver<bool>,
 ) where
     A: HttpServerApp + Send + Sync + 'static,
 {
-    let mut stop = shutdown.clone();
     let mut settings: Option<HttpPersistentSettings> = None;
     loop {
         guard.arm();
@@ -48,7 +50,7 @@ pub(super) async fn serve<A>(
                 // Bytes already here are served, as pingora's loop does.
                 biased;
                 ready = std::future::poll_fn(|cx| guard.poll_fill(cx)) => ready,
-                _ = stop.wait_for(|stopping| *stopping) => false,
+                _ = closing.wait_for(|closing| *closing) => false,
             };
             if !ready {
                 return;

@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use applegate::emulator::{self, Emulator};
+use applegate::emulator::Emulator;
 use p256::ecdsa::SigningKey;
 
 use super::common;
@@ -32,18 +32,7 @@ fn start(dir: &TempDir, log: &str) -> Running {
     let admin = common::free_port();
     let url = format!("http://localhost:{port}");
     let demo = applegate::demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-    let emu = Emulator::start_local(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        emulator::Client::new(
-            common::SERVICES_ID,
-            common::TEAM_ID,
-            common::KEY_ID,
-            *key.verifying_key(),
-            format!("{url}/oauth2/callback"),
-        ),
-        applegate::clock::system(),
-    )
-    .unwrap();
+    let emu = super::emulator_for(&key, format!("{url}/oauth2/callback"));
     dir.write(
         "AuthKey.p8",
         &p256::pkcs8::EncodePrivateKey::to_pkcs8_pem(&key, p256::pkcs8::LineEnding::LF).unwrap(),

@@ -16,6 +16,7 @@ mod usage;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
+use applegate::emulator::{self, Emulator};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
@@ -83,4 +84,21 @@ pub fn key_pem() -> String {
         .to_pkcs8_pem(LineEnding::LF)
         .unwrap()
         .to_string()
+}
+
+/// An emulator on a free port whose one client is the tests' Services ID,
+/// checking client secrets against `key` and redirecting to `callback`.
+pub fn emulator_for(key: &SigningKey, callback: String) -> Emulator {
+    Emulator::start_local(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        emulator::Client::new(
+            common::SERVICES_ID,
+            common::TEAM_ID,
+            common::KEY_ID,
+            *key.verifying_key(),
+            callback,
+        ),
+        applegate::clock::system(),
+    )
+    .unwrap()
 }

@@ -5,7 +5,6 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use applegate::emulator::{self, Emulator};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{EncodePrivateKey, LineEnding};
 
@@ -32,18 +31,7 @@ async fn logs_carry_no_secrets() {
     let port = common::free_port();
     let url = format!("http://localhost:{port}");
     let demo = applegate::demo::start(TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
-    let emu = Emulator::start_local(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        emulator::Client::new(
-            common::SERVICES_ID,
-            common::TEAM_ID,
-            common::KEY_ID,
-            *key.verifying_key(),
-            format!("{url}/oauth2/callback"),
-        ),
-        applegate::clock::system(),
-    )
-    .unwrap();
+    let emu = super::emulator_for(&key, format!("{url}/oauth2/callback"));
     dir.write("AuthKey.p8", &pem);
     dir.write("session.key", SECRET);
     let cfg = dir.write(

@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use applegate::emulator::{self, Emulator};
 use applegate::httpd::{self, Reply};
 use applegate::upgrade::handover_bound;
 use p256::ecdsa::SigningKey;
@@ -209,18 +208,7 @@ fn upgrade_and_reload_under_load_fail_no_request() {
     let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
     let port = common::free_port();
     let admin = common::free_port();
-    let emu = Emulator::start_local(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        emulator::Client::new(
-            common::SERVICES_ID,
-            common::TEAM_ID,
-            common::KEY_ID,
-            *key.verifying_key(),
-            format!("http://localhost:{port}/oauth2/callback"),
-        ),
-        applegate::clock::system(),
-    )
-    .unwrap();
+    let emu = super::emulator_for(&key, format!("http://localhost:{port}/oauth2/callback"));
     let (a, b) = (upstream("A"), upstream("B"));
     dir.write("AuthKey.p8", &pem);
     dir.write("session.key", SECRET);
