@@ -87,7 +87,10 @@
 //! 0. [`edge::Gate`] admits the connection (under `max_connections`),
 //!    handshakes TLS if `[server.tls]` is set (ALPN: h2 or http/1.1); its
 //!    [`edge::HeadGuard`] bounds the wait for each request, and each head in
-//!    time and size, while pingora parses it.
+//!    time and size, while pingora parses it. An HTTP/1 connection runs the
+//!    gate's own keep-alive loop: pingora's session and request future
+//!    exist only once a request's first bytes are in, never while the
+//!    connection waits.
 //! 1. `request_filter` (inside the request's `tracing` span, which carries
 //!    its id: a trusted proxy's `X-Request-Id`, or a random one; sent
 //!    upstream, returned, shown on error pages: [`proxy::request_id`])
