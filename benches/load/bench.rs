@@ -78,7 +78,12 @@ impl Bench {
     }
 
     /// A gateway's config for the binary, on `port`.
-    pub fn gateway_toml(&self, port: u16, access: bool) -> String {
+    pub fn gateway_toml(&self, port: u16, logging: Logging) -> String {
+        let (level, access) = match logging {
+            Logging::Quiet => ("warn", false),
+            Logging::Info => ("info", false),
+            Logging::Access => ("info", true),
+        };
         // The sign-in benchmark measures capacity, not the limiter, and the
         // idle-connection test opens 10,000 connections: both limits raised.
         let text = format!(
@@ -90,7 +95,7 @@ impl Bench {
              [[routes]]\npath = \"/\"\nupstream = \"http://{{upstream}}\"\n",
             Secrets::KEY_FILE,
             Secrets::SESSION_FILE,
-            if access { "info" } else { "warn" },
+            level,
         );
         let mut t: toml::Table = self.kit.toml(&text).parse().expect("the kit writes TOML");
         // The default durable store, one file per gateway (two run at
@@ -118,6 +123,18 @@ impl Bench {
         wait_for(port, name);
         p
     }
+}
+
+/// How a benchmarked gateway logs.
+#[derive(Debug, Clone, Copy)]
+pub enum Logging {
+    /// Warnings only, no access log: the scenarios' gateway, measured
+    /// this way since the first run (figures stay comparable).
+    Quiet,
+    /// The default level (info), access log off.
+    Info,
+    /// The default level with the access log on (to stderr, a file).
+    Access,
 }
 
 /// Starts the upstream, the baseline, bare pingora and applegate (with the
@@ -192,7 +209,7 @@ pub fn start(dir: &Path) -> Bench {
     let ag = bench.start_gateway(
         "applegate",
         "applegate.toml",
-        &bench.gateway_toml(ag_port, false),
+        &bench.gateway_toml(ag_port, Logging::Quiet),
         ag_port,
     );
     bench.targets.push((
@@ -203,6 +220,36 @@ pub fn start(dir: &Path) -> Bench {
         },
     ));
     bench.procs.push(ag);
+    // The access log's cost: two more gateways, the same but for the log,
+    // both at the default level (info), the log off and on. Their
+    // scenarios run in the same interleaved rounds as the others, so the
+    // two figures are measured alike; the same secret file opens the
+    // same session cookie.
+    for (server, name, file, logging) in [
+        (
+            Server::ApplegateInfo,
+            "applegate (info log)",
+            "applegate-info.toml",
+            Logging::Info,
+        ),
+        (
+            Server::ApplegateAccessLog,
+            "applegate (access log)",
+            "applegate-access.toml",
+            Logging::Access,
+        ),
+    ] {
+        let port = kit::free_port();
+        let p = bench.start_gateway(name, file, &bench.gateway_toml(port, logging), port);
+        bench.targets.push((
+            server,
+            Target {
+                port,
+                pid: Some(p.pid()),
+            },
+        ));
+        bench.procs.push(p);
+    }
     bench.cookie = sign_in(&bench.kit.public_url);
     let emu = &bench.kit.emulator;
     let now = clock::system().now();

@@ -74,7 +74,9 @@ enum Server {
     Bare,
     /// applegate, signed in for real.
     Applegate,
-    /// The same gateway with its access log on (to a file).
+    /// The same gateway at the default log level (info), access log off.
+    ApplegateInfo,
+    /// The same at info with its access log on (to a file).
     ApplegateAccessLog,
     /// The same gateway with the Redis state store (`redis-server` started
     /// by the bench).
@@ -149,22 +151,27 @@ const SCENARIOS: &[Scenario] = &[
         expect: 202,
     },
     Scenario {
-        name: "applegate, bearer (cached)",
+        name: report::BEARER,
         server: Server::Applegate,
         path: "/api/items",
         sends: Sends::Bearer,
         expect: 200,
     },
+    Scenario {
+        name: report::INFO_LOG,
+        server: Server::ApplegateInfo,
+        path: "/",
+        sends: Sends::Cookie,
+        expect: 200,
+    },
+    Scenario {
+        name: report::ACCESS_LOG,
+        server: Server::ApplegateAccessLog,
+        path: "/",
+        sends: Sends::Cookie,
+        expect: 200,
+    },
 ];
-
-/// Run once after the rounds, against a second gateway: the access log's cost.
-const ACCESS_LOG: Scenario = Scenario {
-    name: "applegate, authenticated, access log on",
-    server: Server::ApplegateAccessLog,
-    path: "/",
-    sends: Sends::Cookie,
-    expect: 200,
-};
 
 /// Run once after the rounds, against a gateway on the Redis store: the
 /// revocation check stays a memory lookup, so no cost over the embedded
@@ -230,7 +237,12 @@ fn main() {
     println!("load: {} (logs in {})", report::machine(), dir.display());
 
     let mut bench = bench::start(&dir);
-    for sc in SCENARIOS.iter().filter(|s| s.server == Server::Applegate) {
+    for sc in SCENARIOS.iter().filter(|s| {
+        matches!(
+            s.server,
+            Server::Applegate | Server::ApplegateInfo | Server::ApplegateAccessLog
+        )
+    }) {
         bench.check(sc);
     }
     expect_status(&bench.url(Server::Applegate, "/api/items"), &[], 401);
@@ -286,28 +298,13 @@ fn measure(bench: &mut Bench, mode: &Mode) -> report::Results {
     }
     let mut runs: Vec<Run> = all.into_iter().map(median).collect();
 
-    // The cost of the access log: the same gateway with it on. Same secret
-    // file, so the session cookie opens here too.
-    let port = kit::free_port();
-    let toml = bench.gateway_toml(port, true);
-    let logged = bench.start_gateway(
-        "applegate (access log)",
-        "applegate-access.toml",
-        &toml,
-        port,
-    );
-    let pid = Some(logged.pid());
-    bench
-        .targets
-        .push((Server::ApplegateAccessLog, Target { port, pid }));
-    bench.check(&ACCESS_LOG);
-    runs.push(bench.run(&ACCESS_LOG, secs, warm));
-    drop(logged);
-
     // The Redis store: the same gateway, its state shared through Redis.
     let redis = kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
     let port = kit::free_port();
-    let mut t: toml::Table = bench.gateway_toml(port, false).parse().unwrap();
+    let mut t: toml::Table = bench
+        .gateway_toml(port, bench::Logging::Quiet)
+        .parse()
+        .unwrap();
     t.remove("state");
     kit::set(&mut t, "state", "backend", "redis".into());
     kit::set(&mut t, "state", "redis_url", redis.url());

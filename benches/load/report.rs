@@ -150,6 +150,9 @@ pub const NGINX: &str = "nginx reverse proxy (baseline)";
 pub const BARE: &str = "bare pingora passthrough";
 pub const AUTHENTICATED: &str = "applegate, authenticated";
 pub const FORWARD_AUTH: &str = "applegate, forward auth";
+pub const BEARER: &str = "applegate, bearer (cached)";
+pub const INFO_LOG: &str = "applegate, authenticated, info log, access log off";
+pub const ACCESS_LOG: &str = "applegate, authenticated, info log, access log on";
 
 /// Memory with idle keep-alive connections: (RSS before, RSS with them in
 /// KiB, connections open), for applegate and, for context, other proxies.
@@ -323,6 +326,41 @@ fn targets(results: &Results) -> String {
             a / b <= 1.05,
         );
     }
+    // Issue #11's lines.
+    if let (Some(a), Some(n)) = (auth.cpu_us_per_req, nginx_run.cpu_us_per_req) {
+        t(
+            "authenticated CPU/req ≤ 1.5× nginx proxy's",
+            format!("{:.2}×", a / n),
+            a / n <= 1.5,
+        );
+    }
+    t(
+        "authenticated ≥ 0.7× nginx proxy req/s",
+        format!("{auth_vs_nginx:.2}×"),
+        auth_vs_nginx >= 0.7,
+    );
+    if let (Some(b), Some(c)) = (results.run(BEARER).cpu_us_per_req, auth.cpu_us_per_req) {
+        t(
+            "cached bearer CPU/req ≤ the cookie path's",
+            format!("{b:.1} vs {c:.1} µs"),
+            b <= c,
+        );
+    }
+    if let (Some(on), Some(off)) = (
+        results.run(ACCESS_LOG).cpu_us_per_req,
+        results.run(INFO_LOG).cpu_us_per_req,
+    ) {
+        t(
+            "access log on ≤ 5% CPU/req over off (both at info)",
+            format!("{:+.1}% ({on:.1} vs {off:.1} µs)", (on / off - 1.0) * 100.0),
+            on / off <= 1.05,
+        );
+    }
+    t(
+        "RSS ≤ 128 MiB with 10,000 idle connections",
+        format!("{:.1} MiB ({open} open)", rss1 as f64 / 1024.0),
+        rss1 <= 128 * 1024 && open == IDLE_CONNECTIONS,
+    );
     let fwd_vs_nginx = fwd.rps / nginx_run.rps;
     t(
         "forward auth ≥ 2× nginx proxy req/s",

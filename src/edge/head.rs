@@ -172,12 +172,15 @@ impl HeadGuard {
     ///
     /// The read goes into a buffer on the stack of this poll, not of the
     /// task: a connection waiting here holds no read buffer, and the one
-    /// read that ends the wait is the one the parser would have made.
+    /// read that ends the wait is the one the parser would have made. The
+    /// buffer is left uninitialized (the reader writes before anything is
+    /// read back): zeroing 4 KiB on each of a request's polls was a tenth
+    /// of the instructions of a proxied request (callgrind).
     pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<bool> {
         // pingora's first read of a head asks for this much (its header
         // buffer's initial size).
-        let mut chunk = [0u8; 4096];
-        let mut buf = ReadBuf::new(&mut chunk);
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        let mut buf = ReadBuf::uninit(&mut chunk);
         match Pin::new(&mut *self).poll_read(cx, &mut buf) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Err(_)) => Poll::Ready(false),

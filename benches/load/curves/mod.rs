@@ -319,7 +319,7 @@ fn gateway(
 ) -> (Proc, u16, f64, u64) {
     let port = kit::free_port();
     let mut t: toml::Table = bench
-        .gateway_toml(port, false)
+        .gateway_toml(port, super::bench::Logging::Quiet)
         .parse()
         .expect("the bench writes TOML");
     edit(&mut t);
