@@ -127,7 +127,10 @@ fn hold(
             } else {
                 (limit as usize).saturating_sub(1_000)
             };
-            if upto <= asked {
+            // The first point is measured even with nothing to open (the
+            // 0 point: the server's RSS after its warm-up); a later one
+            // with no more to open than the last (a capped point) is not.
+            if upto < asked || (upto == asked && !out.is_empty()) {
                 out.push((n, None));
                 continue;
             }
