@@ -55,11 +55,13 @@
 //! - [`proxy`]: the pingora phases in `mod.rs`, top-down as a request's
 //!   life; [`proxy::gateway`] the state and the decision (authenticate,
 //!   identify, admit); [`proxy::endpoints`] one file per `/oauth2/*`
-//!   endpoint; [`proxy::target`], [`proxy::route`], [`proxy::forwarded`],
+//!   endpoint; [`proxy::target`], [`proxy::route`] (an index of the prefixes,
+//!   walked down the path's segments), [`proxy::forwarded`],
 //!   [`proxy::upstream`] (the request the upstream gets, built in one map),
 //!   [`proxy::rate_limit`]; [`proxy::error`] the one place an outcome
 //!   becomes a response (HTML for browsers, JSON for APIs).
-//! - [`pool`]: a route's upstreams (one URL or several): the backend each
+//! - [`pool`]: an upstream's backends (one URL or several; one pool per
+//!   distinct upstream, shared by the routes to it): the backend each
 //!   try goes to (round robin or least connections, lock-free), backends
 //!   skipped after a failed connect or health check, names resolved again
 //!   in the background ([`pool::upkeep`]).
@@ -126,8 +128,9 @@
 //! 6. `response_filter` drops any `Set-Cookie` for the gateway's cookies,
 //!    then adds the renewed session cookie, if any.
 //! 7. `logging` counts the request for `/metrics` (atomic adds on handles
-//!    resolved at start) and queues one access line (never a query,
-//!    cookie or token) for the access log's writer ([`access_log`]).
+//!    resolved at start, a route's on its first request) and queues one
+//!    access line (never a query, cookie or token) for the access log's
+//!    writer ([`access_log`]).
 //!
 //! The authenticated path does no network I/O and no public-key crypto,
 //! except the one request per session and re-validation interval that asks

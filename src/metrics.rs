@@ -6,14 +6,22 @@
 //! from the config, outcome and status-class names from fixed lists, Apple
 //! endpoints and error kinds from fixed lists. Never a user, path or token.
 //!
-//! Per-request cost: every handle a request touches is resolved once at
-//! start (a route × outcome × status-class table of counters, two
-//! histograms, cache counters), so the request path does atomic adds and a
-//! histogram observe (a bucket search over a dozen floats and a few
-//! atomics): no label lookup, no hashing, no formatting, no allocation.
+//! Per-request cost: every handle a request touches is resolved once (a
+//! route × outcome × status-class table of counters, two histograms, cache
+//! counters), so the request path does atomic adds and a histogram observe
+//! (a bucket search over a dozen floats and a few atomics): no label
+//! lookup, no hashing, no formatting, no allocation. A route's row of the
+//! table is resolved on its first request, not at start: each labelled
+//! counter costs the registry most of a kilobyte (its labels and a copy of
+//! the family's description), so 54 per route made 10,000 routes hold
+//! ~380 MiB at start (benches/RESULTS.md) for routes that may never be
+//! asked for. A route shows in `/metrics` from its first request, with its
+//! whole row (every outcome and status class) as before.
 //! Gauges that describe state (revocations held, keys held, open
 //! connections, the store's health) are read when scraped, not kept up to
 //! date per request.
+
+use std::sync::OnceLock;
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
@@ -74,8 +82,15 @@ pub const APPLE_ERRORS: &[&str] = &[
 /// global one: two gateways in one test process keep their own counts).
 pub struct Metrics {
     registry: Registry,
-    /// `[route][outcome][status class]`; the last route row is "no route".
-    requests: Vec<Vec<[IntCounter; STATUS_CLASSES.len()]>>,
+    /// `applegate_requests_total`, whose rows are resolved from it.
+    requests_vec: IntCounterVec,
+    /// The outcomes' names, by index.
+    outcomes: Vec<String>,
+    /// `[route][outcome][status class]`, each route's row resolved on its
+    /// first request.
+    requests: Vec<OnceLock<Row>>,
+    /// The row of requests no route matched (resolved at start).
+    no_route: Row,
     /// Time the gateway itself added to a request (total less the upstream's).
     pub gateway_seconds: Histogram,
     /// Time from sending the request upstream to its response head.
@@ -92,6 +107,9 @@ pub struct Metrics {
     /// Access lines lost: the queue was full, or the destination failed.
     pub access_log_dropped: IntCounter,
 }
+
+/// One route's counters: `[outcome][status class]`.
+type Row = Box<[[IntCounter; STATUS_CLASSES.len()]]>;
 
 /// Hits and misses of one cache.
 #[derive(Clone)]
@@ -175,6 +193,15 @@ impl AppleCalls {
     }
 }
 
+/// The counters of one `route` label: every outcome and status class
+/// (registered at zero, so a row shows whole once it exists).
+fn row(requests: &IntCounterVec, outcomes: &[String], route: &str) -> Row {
+    outcomes
+        .iter()
+        .map(|o| STATUS_CLASSES.map(|s| requests.with_label_values(&[route, o.as_str(), s])))
+        .collect()
+}
+
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     let g = IntGauge::new(name, help).expect("valid metric options");
     registry
@@ -212,22 +239,8 @@ impl Metrics {
         )
         .expect("valid metric options");
         reg(Box::new(requests_vec.clone()));
-        let requests = (0..=routes)
-            .map(|r| {
-                let route = if r == routes {
-                    "none".to_string()
-                } else {
-                    r.to_string()
-                };
-                outcomes
-                    .iter()
-                    .map(|o| {
-                        STATUS_CLASSES
-                            .map(|s| requests_vec.with_label_values(&[route.as_str(), o, s]))
-                    })
-                    .collect()
-            })
-            .collect();
+        let outcomes: Vec<String> = outcomes.iter().map(|o| o.to_string()).collect();
+        let no_route = row(&requests_vec, &outcomes, "none");
         let sign_ins = IntCounterVec::new(
             Opts::new(
                 "applegate_sign_ins_total",
@@ -270,7 +283,10 @@ impl Metrics {
             apple.seconds.with_label_values(&[e]);
         }
         Metrics {
-            requests,
+            requests: (0..routes).map(|_| OnceLock::new()).collect(),
+            requests_vec,
+            outcomes,
+            no_route,
             gateway_seconds: histogram(
                 &registry,
                 "applegate_gateway_duration_seconds",
@@ -325,8 +341,13 @@ impl Metrics {
     /// Counts one request: route index (`None`: no route), outcome index
     /// (into the `outcomes` given at start) and status (0: none written).
     pub fn request(&self, route: Option<usize>, outcome: usize, status: u16) {
-        let last = self.requests.len() - 1;
-        let row = &self.requests[route.map_or(last, |r| r.min(last))];
+        let row = match route.and_then(|r| Some((r, self.requests.get(r)?))) {
+            // After the first request of the route, one atomic load.
+            Some((r, lazy)) => {
+                lazy.get_or_init(|| row(&self.requests_vec, &self.outcomes, &r.to_string()))
+            }
+            None => &self.no_route,
+        };
         let class = match status {
             100..=599 => usize::from(status / 100),
             _ => 0,
@@ -373,5 +394,37 @@ mod tests {
             text.contains(r#"applegate_requests_total{outcome="a",route="none",status="2xx"} 1"#)
         );
         assert!(text.contains(r#"applegate_sign_ins_total{outcome="apple_unreachable"} 0"#));
+    }
+
+    /// A route's row exists from its first request, whole (every outcome
+    /// and status class, at zero but the one counted); a route never
+    /// asked for shows nothing and holds no counters.
+    #[test]
+    fn a_routes_row_is_made_on_its_first_request() {
+        let m = Metrics::new(10_000, &["a", "b"], &AppleCalls::default());
+        let text = m.render();
+        assert!(!text.contains(r#"route="0""#), "no row before a request");
+        assert!(
+            text.contains(r#"applegate_requests_total{outcome="b",route="none",status="5xx"} 0"#)
+        );
+        m.request(Some(9_999), 1, 200);
+        m.request(Some(9_999), 1, 201);
+        let text = m.render();
+        assert!(
+            text.contains(r#"applegate_requests_total{outcome="b",route="9999",status="2xx"} 2"#)
+        );
+        assert!(
+            text.contains(r#"applegate_requests_total{outcome="a",route="9999",status="none"} 0"#)
+        );
+        let rows = text
+            .lines()
+            .filter(|l| l.starts_with("applegate_requests_total{"))
+            .count();
+        assert_eq!(
+            rows,
+            2 * 2 * STATUS_CLASSES.len(),
+            "none and route 9999, whole"
+        );
+        assert_eq!(m.requests.iter().filter(|r| r.get().is_some()).count(), 1);
     }
 }

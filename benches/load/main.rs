@@ -7,6 +7,7 @@
 //!     cargo bench --bench load -- --soak    # adds a 10-minute RSS soak
 //!     cargo bench --bench load -- --curves  # only the curves of how cost grows
 //!     cargo bench --bench load -- --no-curves  # everything but the curves
+//!     cargo bench --bench load -- --only routes  # only the routes curve, printed (RESULTS.md kept)
 //!     cargo bench --bench load -- --hold    # start everything, sign in, print a wrk line, wait
 //!
 //! It installs what it needs when missing (nginx and wrk from Debian's
@@ -248,6 +249,20 @@ fn main() {
     expect_status(&bench.url(Server::Applegate, "/api/items"), &[], 401);
     if mode.hold {
         hold(&bench);
+        return;
+    }
+    if args
+        .windows(2)
+        .any(|w| w[0] == "--only" && w[1] == "routes")
+    {
+        // One curve, to see a change to route matching or per-route memory
+        // without the rest: printed only, as the other curves' part of
+        // RESULTS.md would have nothing to replace it with.
+        let plan = curves::Plan::new(mode.quick);
+        let routes = curves::routes(&bench, &plan, &bench.header(Sends::Cookie));
+        println!("\n{}", curves::routes_table(&routes));
+        drop(bench);
+        let _ = std::fs::remove_dir_all(&dir);
         return;
     }
     let results = (mode.curves != Curves::Only).then(|| measure(&mut bench, &mode));

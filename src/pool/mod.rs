@@ -1,5 +1,7 @@
-//! A route's upstream pool: its backends (every address of every URL),
-//! which one the next request tries, and which are skipped.
+//! An upstream pool: its backends (every address of every URL), which one
+//! the next request tries, and which are skipped. Routes to the same
+//! upstream share one ([`Same`]), so its health marks and checks are per
+//! upstream, not per route.
 //!
 //! Picking is on the per-request path, so it takes no lock and allocates
 //! nothing of its own: the backend list is read through an [`ArcSwap`]
@@ -35,7 +37,7 @@ use pingora::upstreams::peer::{HttpPeer, PeerOptions};
 
 use crate::config::{self, Balance, HealthCheck};
 
-/// One route's pool.
+/// One upstream's pool.
 pub struct Pool {
     /// The URLs as written, for logs.
     pub url: String,
@@ -230,6 +232,53 @@ impl Pool {
                 })
             })
             .collect()
+    }
+}
+
+/// What makes two routes' pools the same: the URLs (and the addresses
+/// they had at load), how they are balanced and checked, the CA, and the
+/// route's timeouts and HTTP version, which go into every peer. Routes
+/// equal in all of it share one [`Pool`] ([`crate::proxy::route::Routes`]):
+/// one backend list, one set of health marks and checks per upstream,
+/// however many routes lead there.
+#[derive(PartialEq, Eq, Hash)]
+pub struct Same {
+    members: Vec<(String, Vec<SocketAddr>)>,
+    least_conn: bool,
+    fail_timeout: Duration,
+    health_check: Option<(String, Duration)>,
+    /// The CA file and a hash of its certificates ([`ca_group`]).
+    ca: Option<(std::path::PathBuf, u64)>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    http2: bool,
+}
+
+impl Same {
+    /// What the pool of `route` is built from.
+    pub fn of(route: &config::Route) -> Same {
+        let u = &route.upstream;
+        Same {
+            members: u
+                .members
+                .iter()
+                .map(|m| (m.url.clone(), m.addrs.clone()))
+                .collect(),
+            least_conn: u.balance == Balance::LeastConn,
+            fail_timeout: u.fail_timeout,
+            health_check: u
+                .health_check
+                .as_ref()
+                .map(|c| (c.path.clone(), c.interval)),
+            ca: u.ca.as_ref().map(|ca| {
+                let mut options = PeerOptions::new();
+                options.ca = Some(ca.certs.clone());
+                (ca.file.clone(), ca_group(&options))
+            }),
+            connect_timeout: route.connect_timeout,
+            read_timeout: route.read_timeout,
+            http2: route.upstream_http2,
+        }
     }
 }
 

@@ -14,13 +14,21 @@
 //! readings left after canonicalization are `;` parameters kept or dropped
 //! and ASCII case kept or folded (Express, ASP.NET and IIS route without
 //! case); each is matched, and the strictest route any of them hits wins.
+//!
+//! Each match is a walk down the path's segments in an index of the
+//! host's prefixes ([`index`]), so its cost does not grow with the number
+//! of routes; the linear scan it replaced is kept in the tests as the
+//! reference the index is checked against.
 
 use std::sync::Arc;
 
 use crate::canonical::{CanonicalHost, CanonicalPath};
 use crate::config::{self, AuthMode, EncodedSlashes};
 use crate::policy::Policy;
-use crate::pool::Pool;
+use crate::pool::{Pool, Same};
+
+mod index;
+use index::Index;
 
 /// A compiled route.
 pub struct Route {
@@ -40,13 +48,15 @@ pub struct Route {
     pub policy: Arc<Policy>,
 }
 
-/// All routes, grouped by host.
+/// All routes, indexed by host and prefix.
 pub struct Routes {
     all: Vec<Route>,
-    /// host ▶ indices into `all`, longest path first.
-    by_host: std::collections::HashMap<String, Vec<usize>>,
-    /// Indices of routes for any host, longest path first.
-    any_host: Vec<usize>,
+    /// host ▶ the index of its routes.
+    by_host: std::collections::HashMap<String, Index>,
+    /// The index of routes for any host.
+    any_host: Index,
+    /// The distinct pools (routes to the same upstream share one).
+    pools: Vec<Arc<Pool>>,
     /// Whether any route prefix has an upper-case letter; if none does, a
     /// lower-case path needs no second, case-folded match.
     upper_in_prefixes: bool,
@@ -69,36 +79,47 @@ impl Routes {
     /// Compiles the configured routes; `global` is the policy of routes
     /// without their own.
     pub fn new(routes: &[config::Route], global: &Arc<Policy>) -> Self {
-        let mut by_host: std::collections::HashMap<String, Vec<usize>> = Default::default();
-        let mut any_host = Vec::new();
+        let mut by_host: std::collections::HashMap<String, Index> = Default::default();
+        let mut any_host = Index::default();
         let mut all = Vec::new();
+        // Routes to the same upstream, alike, share its pool: one set of
+        // backends, health and counters per upstream, not per route (10,000
+        // routes to one app are one pool).
+        let mut pools: std::collections::HashMap<Same, Arc<Pool>> = Default::default();
+        let mut distinct = Vec::new();
         for (index, r) in routes.iter().enumerate() {
+            let pool = pools
+                .entry(Same::of(r))
+                .or_insert_with(|| {
+                    let p = Arc::new(Pool::new(r));
+                    distinct.push(p.clone());
+                    p
+                })
+                .clone();
             all.push(Route {
                 index,
                 path: r.path.clone(),
                 port: r.port,
                 auth: r.auth,
                 encoded_slashes: r.encoded_slashes,
-                pool: Arc::new(Pool::new(r)),
+                pool,
                 policy: r
                     .policy
                     .as_ref()
                     .map_or_else(|| global.clone(), |p| Arc::new(Policy::new(p))),
             });
+        }
+        // Among routes of one prefix, a route naming a port first, then the
+        // config's order (longer prefixes first is the index's walk).
+        let mut order: Vec<usize> = (0..routes.len()).collect();
+        order.sort_by_key(|&i| routes[i].port.is_none());
+        for i in order {
+            let r = &routes[i];
             match &r.host {
-                Some(h) => by_host.entry(h.clone()).or_default().push(index),
-                None => any_host.push(index),
+                Some(h) => by_host.entry(h.clone()).or_default().insert(&r.path, i),
+                None => any_host.insert(&r.path, i),
             }
         }
-        // Longest path first; among equal paths, a route naming a port first.
-        let order = |v: &mut Vec<usize>| {
-            v.sort_by_key(|i| {
-                let r = &routes[*i];
-                (std::cmp::Reverse(r.path.len()), r.port.is_none())
-            })
-        };
-        by_host.values_mut().for_each(order);
-        order(&mut any_host);
         let upper_in_prefixes = routes
             .iter()
             .any(|r| r.path.bytes().any(|b| b.is_ascii_uppercase()));
@@ -106,6 +127,7 @@ impl Routes {
             all,
             by_host,
             any_host,
+            pools: distinct,
             upper_in_prefixes,
             port_routes: routes.iter().any(|r| r.port.is_some()),
         }
@@ -120,9 +142,9 @@ impl Routes {
             .map(|r| r.policy.as_ref())
     }
 
-    /// Every route's pool, for their background upkeep.
+    /// Every distinct pool, for their background upkeep.
     pub fn pools(&self) -> Vec<Arc<Pool>> {
-        self.all.iter().map(|r| r.pool.clone()).collect()
+        self.pools.clone()
     }
 
     /// The route at `index` (as returned in [`Route::index`]).
@@ -137,6 +159,18 @@ impl Routes {
     /// `req.hostname`), so a route naming a port is also tried port-blind:
     /// a port can make a request stricter, never looser.
     pub fn find(&self, host: &CanonicalHost<'_>, path: &CanonicalPath<'_>) -> Option<&Route> {
+        self.strictest(path, |reading, fold, any_port| {
+            self.find_one(host, reading, fold, any_port)
+        })
+    }
+
+    /// The strictest of `one`'s matches (reading, fold case, port-blind)
+    /// over every reading of `path`; see [`Self::find`].
+    fn strictest<'a>(
+        &'a self,
+        path: &CanonicalPath<'_>,
+        one: impl Fn(&str, bool, bool) -> Option<&'a Route>,
+    ) -> Option<&'a Route> {
         let mut best: Option<&Route> = None;
         let port_blind: &[bool] = if self.port_routes {
             &[false, true]
@@ -146,9 +180,9 @@ impl Routes {
         for reading in path.readings() {
             let fold = self.upper_in_prefixes || reading.bytes().any(|b| b.is_ascii_uppercase());
             for &any_port in port_blind {
-                let exact = self.find_one(host, reading, false, any_port);
+                let exact = one(reading, false, any_port);
                 let folded = if fold {
-                    self.find_one(host, reading, true, any_port)
+                    one(reading, true, any_port)
                 } else {
                     None
                 };
@@ -162,7 +196,9 @@ impl Routes {
         best
     }
 
-    /// The most specific route matching one reading of the path.
+    /// The most specific route matching one reading of the path: the
+    /// host's longest matching prefix, else the longest for any host.
+    /// A walk down the path's segments, whatever the number of routes.
     fn find_one(
         &self,
         host: &CanonicalHost<'_>,
@@ -170,14 +206,17 @@ impl Routes {
         fold: bool,
         any_port: bool,
     ) -> Option<&Route> {
+        let matches = |i: usize| path_matches(&self.all[i].path, path, fold);
         self.by_host
             .get(host.name.as_ref())
-            .into_iter()
-            .flatten()
-            .map(|i| &self.all[*i])
-            .filter(|r| any_port || r.port.is_none() || r.port == host.port)
-            .chain(self.any_host.iter().map(|i| &self.all[*i]))
-            .find(|r| path_matches(&r.path, path, fold))
+            .and_then(|ix| {
+                ix.longest(path, |i| {
+                    let r = &self.all[i];
+                    (any_port || r.port.is_none() || r.port == host.port) && matches(i)
+                })
+            })
+            .or_else(|| self.any_host.longest(path, matches))
+            .map(|i| &self.all[i])
     }
 }
 
@@ -200,132 +239,4 @@ pub fn path_matches(prefix: &str, path: &str, fold: bool) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::canonical::{host, path};
-    use crate::config::Upstreams;
-    use std::time::Duration;
-
-    fn route(host: Option<&str>, path: &str, auth: AuthMode) -> config::Route {
-        let (host, port) = match host {
-            Some(h) => {
-                let c = host::parse(h.as_bytes()).unwrap();
-                (Some(c.name.into_owned()), c.port)
-            }
-            None => (None, None),
-        };
-        config::Route {
-            host,
-            port,
-            path: path.into(),
-            encoded_slashes: EncodedSlashes::Reject,
-            upstream: Upstreams::at("127.0.0.1:1".parse().unwrap()),
-            auth,
-            connect_timeout: Duration::from_secs(1),
-            upstream_http2: false,
-            read_timeout: Duration::from_secs(1),
-            assertion: false,
-            policy: None,
-        }
-    }
-
-    fn compile(routes: &[config::Route]) -> Routes {
-        Routes::new(routes, &Arc::new(Policy::new(&open_policy())))
-    }
-
-    fn open_policy() -> config::Policy {
-        config::Policy {
-            allowed_emails: vec![],
-            allowed_email_domains: vec![],
-            allowed_subs: vec![],
-            allow_private_relay: true,
-            require_verified_email: true,
-        }
-    }
-
-    fn find(routes: &Routes, h: &str, p: &str) -> Option<usize> {
-        let h = host::canonicalize(std::iter::once(h.as_bytes()), b"/").unwrap();
-        let p = path::canonicalize(p).unwrap();
-        routes.find(&h, &p).map(|r| r.index)
-    }
-
-    #[test]
-    fn most_specific_route_wins() {
-        let routes = compile(&[
-            route(None, "/", AuthMode::Required),
-            route(None, "/public/", AuthMode::Public),
-            route(None, "/api", AuthMode::Required),
-            route(Some("admin.example.com"), "/", AuthMode::Required),
-            route(Some("admin.example.com:8443"), "/", AuthMode::Bearer),
-        ]);
-        let any = "app.example.com";
-        assert_eq!(find(&routes, any, "/public/x"), Some(1));
-        assert_eq!(
-            find(&routes, any, "/public"),
-            Some(1),
-            "/public/ covers /public"
-        );
-        assert_eq!(find(&routes, any, "/publicity"), Some(0));
-        assert_eq!(find(&routes, any, "/api"), Some(2));
-        assert_eq!(find(&routes, any, "/api/v1"), Some(2));
-        assert_eq!(find(&routes, any, "/apiary"), Some(0));
-        assert_eq!(find(&routes, "Admin.Example.com:443", "/public/x"), Some(3));
-        assert_eq!(find(&routes, "admin.example.com.", "/public/x"), Some(3));
-        assert_eq!(find(&routes, "admin.example.com:8443", "/x"), Some(4));
-        // Another port or none: the port-blind reading finds the stricter
-        // required route of the same name, never a looser one.
-        assert_eq!(find(&routes, "admin.example.com:1", "/x"), Some(3));
-        assert_eq!(find(&routes, "other.example.com", "/public/x"), Some(1));
-        let routes = compile(&[
-            route(None, "/", AuthMode::Public),
-            route(Some("admin.example.com:8443"), "/", AuthMode::Required),
-        ]);
-        for h in [
-            "admin.example.com",
-            "admin.example.com:1",
-            "admin.example.com:",
-        ] {
-            assert_eq!(find(&routes, h, "/secret"), Some(1), "{h}");
-        }
-        assert_eq!(find(&routes, "app.example.com:8443", "/secret"), Some(0));
-    }
-
-    #[test]
-    fn the_strictest_reading_wins() {
-        // Required root, public prefix.
-        let routes = compile(&[
-            route(None, "/", AuthMode::Required),
-            route(None, "/public/", AuthMode::Public),
-        ]);
-        let h = "a.example";
-        assert_eq!(find(&routes, h, "/public/x"), Some(1));
-        assert_eq!(
-            find(&routes, h, "/PUBLIC/x"),
-            Some(0),
-            "case-sensitive apps see another path"
-        );
-        assert_eq!(
-            find(&routes, h, "/public;x/y"),
-            Some(0),
-            "`/public;x` is not `/public` to most apps"
-        );
-        assert_eq!(find(&routes, h, "/public/../admin"), Some(0));
-        assert_eq!(find(&routes, h, "/public/%2e%2e/admin"), Some(0));
-        assert_eq!(find(&routes, h, "//public/x"), Some(1));
-        // Public root, required prefix.
-        let routes = compile(&[
-            route(None, "/", AuthMode::Public),
-            route(None, "/admin", AuthMode::Required),
-        ]);
-        assert_eq!(find(&routes, h, "/ADMIN/users"), Some(1));
-        assert_eq!(find(&routes, h, "/Admin"), Some(1));
-        assert_eq!(
-            find(&routes, h, "/admin;x/users"),
-            Some(1),
-            "Tomcat reads /admin/users"
-        );
-        assert_eq!(find(&routes, h, "/admin%3Bx/users"), Some(1));
-        assert_eq!(find(&routes, h, "/x/../admin"), Some(1));
-        assert_eq!(find(&routes, h, "/administrator"), Some(0));
-    }
-}
+mod tests;

@@ -27,7 +27,7 @@ use std::time::Instant;
 use applegate::kit;
 
 pub use memory::{Idle, IdleServer};
-pub use report::{section, write_svgs};
+pub use report::{routes_table, section, write_svgs};
 
 use super::bench::Bench;
 use super::procs::{nginx, nginx_proxy_conf, raise_fd_limit, rss_kib, wait_for, Proc};
@@ -160,57 +160,7 @@ pub fn run(bench: &Bench, plan: Plan) -> Curves {
         secs: started.elapsed().as_secs_f64(),
     };
 
-    println!("  routes: {:?}", plan.routes);
-    let started = Instant::now();
-    let up = bench.target(Server::Upstream).port;
-    let mut procs = Vec::new();
-    let mut loads = Vec::new();
-    let mut starts = Vec::new();
-    for &n in &plan.routes {
-        let prefixes: Vec<String> = (0..n).map(|i| format!("/r{i:05}/")).collect();
-        let path = format!("{}item", prefixes[n - 1]);
-        let (gw, port, secs, rss) = gateway(bench, &format!("routes-{n}"), |t| {
-            let routes = prefixes
-                .iter()
-                .map(|p| {
-                    let mut r = toml::Table::new();
-                    r.insert("path".into(), p.clone().into());
-                    r.insert("upstream".into(), format!("http://127.0.0.1:{up}").into());
-                    toml::Value::Table(r)
-                })
-                .collect();
-            t.insert("routes".into(), toml::Value::Array(routes));
-        });
-        let ngx_port = kit::free_port();
-        let name = format!("nginx-routes-{n}");
-        let conf = nginx_proxy_conf(&bench.dir, &name, ngx_port, up, &prefixes, 16384);
-        let ngx = nginx("nginx (routes)", &bench.dir, &conf, 0);
-        wait_for(ngx_port, "nginx (routes)");
-        loads.push(vec![
-            Load {
-                server: APPLEGATE,
-                url: format!("http://127.0.0.1:{port}{path}"),
-                pid: gw.pid(),
-                connections: CONNECTIONS,
-            },
-            Load {
-                server: NGINX,
-                url: format!("http://127.0.0.1:{ngx_port}{path}"),
-                pid: ngx.pid(),
-                connections: CONNECTIONS,
-            },
-        ]);
-        starts.push((secs, rss));
-        procs.push(gw);
-        procs.push(ngx);
-    }
-    let runs = interleave(&plan, &loads, &cookie);
-    drop(procs);
-    let routes = Curve {
-        servers: vec![APPLEGATE, NGINX],
-        points: points(&plan.routes, runs, starts),
-        secs: started.elapsed().as_secs_f64(),
-    };
+    let routes = routes(bench, &plan, &cookie);
 
     println!("  revocations: {:?}", plan.revoked);
     let started = Instant::now();
@@ -265,6 +215,62 @@ pub fn run(bench: &Bench, plan: Plan) -> Curves {
         revoked,
         idle,
         filled: filled.iter().map(|f| (f.size, f.secs)).collect(),
+    }
+}
+
+/// The routes curve alone (also `--only routes`): a gateway and an nginx
+/// of its own per point, `cookie` the run's session.
+pub fn routes(bench: &Bench, plan: &Plan, cookie: &str) -> Curve {
+    println!("  routes: {:?}", plan.routes);
+    let started = Instant::now();
+    let up = bench.target(Server::Upstream).port;
+    let mut procs = Vec::new();
+    let mut loads = Vec::new();
+    let mut starts = Vec::new();
+    for &n in &plan.routes {
+        let prefixes: Vec<String> = (0..n).map(|i| format!("/r{i:05}/")).collect();
+        let path = format!("{}item", prefixes[n - 1]);
+        let (gw, port, secs, rss) = gateway(bench, &format!("routes-{n}"), |t| {
+            let routes = prefixes
+                .iter()
+                .map(|p| {
+                    let mut r = toml::Table::new();
+                    r.insert("path".into(), p.clone().into());
+                    r.insert("upstream".into(), format!("http://127.0.0.1:{up}").into());
+                    toml::Value::Table(r)
+                })
+                .collect();
+            t.insert("routes".into(), toml::Value::Array(routes));
+        });
+        let ngx_port = kit::free_port();
+        let name = format!("nginx-routes-{n}");
+        let conf = nginx_proxy_conf(&bench.dir, &name, ngx_port, up, &prefixes, 16384);
+        let ngx = nginx("nginx (routes)", &bench.dir, &conf, 0);
+        wait_for(ngx_port, "nginx (routes)");
+        loads.push(vec![
+            Load {
+                server: APPLEGATE,
+                url: format!("http://127.0.0.1:{port}{path}"),
+                pid: gw.pid(),
+                connections: CONNECTIONS,
+            },
+            Load {
+                server: NGINX,
+                url: format!("http://127.0.0.1:{ngx_port}{path}"),
+                pid: ngx.pid(),
+                connections: CONNECTIONS,
+            },
+        ]);
+        starts.push((secs, rss));
+        procs.push(gw);
+        procs.push(ngx);
+    }
+    let runs = interleave(plan, &loads, cookie);
+    drop(procs);
+    Curve {
+        servers: vec![APPLEGATE, NGINX],
+        points: points(&plan.routes, runs, starts),
+        secs: started.elapsed().as_secs_f64(),
     }
 }
 

@@ -94,6 +94,11 @@ pub fn section(c: &Curves, quick: bool) -> String {
     s
 }
 
+/// The routes curve's table (what `--only routes` prints).
+pub fn routes_table(c: &Curve) -> String {
+    wrk_table(c, "routes")
+}
+
 /// One row per point: each server's req/s, p99 and CPU per request, where
 /// measured the gateway's start, and the ratio to nginx (or, alone, to its
 /// first point).
