@@ -21,6 +21,7 @@ mod gate;
 mod head;
 mod http1;
 pub mod tls;
+mod write_buffer;
 
 pub use gate::{Gate, Limits, OpenConnections};
 pub use head::HeadGuard;
