@@ -3,7 +3,9 @@
 //! Once per connection it takes a permit (at most `max_connections` open
 //! at once, well below the file-descriptor limit, so a flood of idle
 //! connections cannot make `accept` fail for everyone or the process run
-//! out of descriptors) and wraps the stream in a [`HeadGuard`]. An HTTP/1
+//! out of descriptors), moves the connection to a task of its own (pingora's
+//! is sized for a TLS handshake it does not do here, and would live as long
+//! as the connection) and wraps the stream in a [`HeadGuard`]. An HTTP/1
 //! connection then runs the gate's own keep-alive loop ([`super::http1`]:
 //! it re-arms the guard and waits for each request's first bytes before
 //! pingora builds a session for it); HTTP/2 runs pingora's. A connection
