@@ -14,7 +14,8 @@
 //! cannot be read one way is refused), [`edge`] (in front of pingora's HTTP
 //! app: the connection cap, the head deadline and size cap, keep-alive's
 //! idle wait in its own HTTP/1 keep-alive loop, so a waiting connection holds
-//! no request state; our pages for pingora's errors), [`clock`], [`secret`],
+//! no request state and no buffer, in a task of its own; our pages for
+//! pingora's errors), [`clock`], [`secret`],
 //! [`html`], [`httpd`], [`metrics`] (every Prometheus family, its
 //! handles resolved at start), [`access_log`] (each request's line
 //! formatted in its task, written by a thread of its own through a
@@ -86,13 +87,13 @@
 //!
 //! # Life of a request
 //!
-//! 0. [`edge::Gate`] admits the connection (under `max_connections`),
-//!    handshakes TLS if `[server.tls]` is set (ALPN: h2 or http/1.1); its
+//! 0. [`edge::Gate`] admits the connection (under `max_connections`) and
+//!    moves it to a task of its own, handshakes TLS if `[server.tls]` is set (ALPN: h2 or http/1.1); its
 //!    [`edge::HeadGuard`] bounds the wait for each request, and each head in
 //!    time and size, while pingora parses it. An HTTP/1 connection runs the
 //!    gate's own keep-alive loop: pingora's session and request future
 //!    exist only once a request's first bytes are in, never while the
-//!    connection waits.
+//!    connection waits, and the guard's write buffer only until a flush.
 //! 1. `request_filter` (inside the request's `tracing` span, which carries
 //!    its id: a trusted proxy's `X-Request-Id`, or a random one; sent
 //!    upstream, returned, shown on error pages: [`proxy::request_id`])

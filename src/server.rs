@@ -128,13 +128,14 @@ pub fn engine_conf(threads: usize, grace_secs: u64) -> ServerConf {
     }
 }
 
-/// The listener for `addr` with a `read_buffer`-byte read buffer; shared
-/// with the load benchmark's bare pingora proxy.
+/// The listener for `addr` with a `read_buffer`-byte read buffer and no
+/// write buffer (the gate's [`crate::edge::HeadGuard`] buffers writes, and
+/// frees that memory between requests).
 pub fn listener(addr: &str, read_buffer: usize) -> ListenerConfig {
     // Pingora's default is a 64 KiB read buffer per connection: two thirds
     // of an idle keep-alive connection's memory, for no measured speed-up
     // over 4 KiB on HTTP/1 (benches/RESULTS.md).
-    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(read_buffer))
+    ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::new(read_buffer, 0))
 }
 
 /// The access log, started if `[log] access` is on and the log filter lets

@@ -33,10 +33,15 @@ pub mod bare {
             &server.configuration,
             Bare(HttpPeer::new(addr, false, String::new())),
         );
-        svc.add_listener(applegate::server::listener(
-            listen,
-            applegate::config::DEFAULT_READ_BUFFER,
-        ));
+        // applegate's read buffer; pingora's own write buffer, which
+        // applegate's listener leaves to its gate (src/edge/write_buffer.rs)
+        // and bare pingora has no gate to replace.
+        svc.add_listener(
+            pingora::listeners::ListenerConfig::tcp(listen).l4_buffer(
+                pingora::protocols::l4::stream::L4BufferSettings::default()
+                    .read(applegate::config::DEFAULT_READ_BUFFER),
+            ),
+        );
         server.add_service(svc);
         server.run_forever();
     }

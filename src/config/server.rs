@@ -10,8 +10,12 @@ use serde::Deserialize;
 use super::duration::DurationText;
 use super::validate::{http_url, Validator};
 
-/// Default per-connection read buffer (`server.read_buffer`).
-pub const DEFAULT_READ_BUFFER: usize = 4096;
+/// Default per-connection read buffer (`server.read_buffer`): none. The
+/// head guard keeps a request's first read itself, and pingora's reads
+/// of a head, a body or a TLS record are as large as a 4 KiB buffer, which
+/// they then bypass: the same syscalls and CPU per request without it, and
+/// 4 KiB less for each idle connection (benches/RESULTS.md).
+pub const DEFAULT_READ_BUFFER: usize = 0;
 
 /// The upgrade socket's name when `server.upgrade_sock` is not set: in the
 /// state file's directory (or, with the memory store, the config's).

@@ -32,6 +32,8 @@ use pingora::protocols::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
+use super::write_buffer::WriteBuffer;
+
 /// No signal since the last read.
 const SIGNAL_NONE: u8 = 0;
 /// A new request head is about to be read.
@@ -86,6 +88,9 @@ pub struct HeadGuard {
     stash: Vec<u8>,
     /// How much of `stash` the parser has taken.
     stash_read: usize,
+    /// The answer's bytes until a flush sends them: memory only while
+    /// they wait (the listener has no write buffer).
+    out: WriteBuffer,
 }
 
 impl std::fmt::Debug for HeadGuard {
@@ -117,6 +122,7 @@ impl HeadGuard {
             refusals,
             stash: Vec::new(),
             stash_read: 0,
+            out: WriteBuffer::default(),
         }
     }
 
@@ -348,7 +354,7 @@ impl AsyncWrite for HeadGuard {
             return Poll::Ready(Ok(data.len()));
         }
         if this.reached_proxy.load(Ordering::Relaxed) {
-            return Pin::new(&mut this.inner).poll_write(cx, data);
+            return this.out.poll_write(&mut this.inner, cx, data);
         }
         // Before the proxy saw the request, this is pingora's own answer
         // (`HTTP/1.1 400 Bad Request`, …): keep its status, write ours.
@@ -367,7 +373,8 @@ impl AsyncWrite for HeadGuard {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         if !self.replaced && self.reached_proxy.load(Ordering::Relaxed) {
-            return Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+            let this = &mut *self;
+            return this.out.poll_write_vectored(&mut this.inner, cx, bufs);
         }
         let first = bufs
             .iter()
@@ -385,18 +392,32 @@ impl AsyncWrite for HeadGuard {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let this = &mut *self;
+        this.out.poll_flush(&mut this.inner, cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        this.out.poll_shutdown(&mut this.inner, cx)
     }
 }
 
 #[async_trait]
 impl Shutdown for HeadGuard {
     async fn shutdown(&mut self) {
+        let _ = std::future::poll_fn(|cx| self.out.poll_send(&mut self.inner, cx)).await;
         self.inner.shutdown().await
+    }
+}
+
+impl Drop for HeadGuard {
+    /// What is still buffered is sent if the socket takes it now, as
+    /// pingora's stream does with its own write buffer when dropped.
+    fn drop(&mut self) {
+        if !self.out.is_empty() {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            let _ = self.out.poll_send(&mut self.inner, &mut cx);
+        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! replaces the error pages pingora writes before our proxy runs.
 //!
 //! ```text
-//! listener ─▶ Gate (connection cap; TLS handshake; HeadGuard around the stream)
+//! listener ─▶ Gate (connection cap; a task per connection; TLS handshake;
+//!             HeadGuard around the stream, with a write buffer held until flushed)
 //!               ├▶ HTTP/1: our keep-alive loop (re-arms the guard, waits for the first bytes)
 //!               └▶ HTTP/2: pingora's loop
 //!                    └▶ pingora's HttpProxy ─▶ our ProxyHttp (marks the guard: head done)
@@ -21,6 +22,7 @@ mod gate;
 mod head;
 mod http1;
 pub mod tls;
+mod write_buffer;
 
 pub use gate::{Gate, Limits, OpenConnections};
 pub use head::HeadGuard;
