@@ -8,6 +8,7 @@
 //!     cargo bench --bench load -- --curves  # only the curves of how cost grows
 //!     cargo bench --bench load -- --no-curves  # everything but the curves
 //!     cargo bench --bench load -- --only routes  # only the routes curve, printed (RESULTS.md kept)
+//!     cargo bench --bench load -- --only instructions  # only the instruction counts, printed
 //!     cargo bench --bench load -- --hold    # start everything, sign in, print a wrk line, wait
 //!
 //! It installs what it needs when missing (nginx and wrk from Debian's
@@ -41,6 +42,7 @@ mod bench;
 mod browser;
 mod curves;
 mod idle;
+mod instructions;
 mod measure;
 mod procs;
 mod report;
@@ -265,6 +267,16 @@ fn main() {
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
+    if args
+        .windows(2)
+        .any(|w| w[0] == "--only" && w[1] == "instructions")
+    {
+        // The instruction counts alone (about a minute), printed.
+        instructions::measure(&bench);
+        drop(bench);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
     let results = (mode.curves != Curves::Only).then(|| measure(&mut bench, &mode));
     let curves =
         (mode.curves != Curves::Off).then(|| curves::run(&bench, curves::Plan::new(mode.quick)));
@@ -338,6 +350,9 @@ fn measure(bench: &mut Bench, mode: &Mode) -> report::Results {
     drop(shared);
     drop(redis);
 
+    // The paired comparisons again, by instruction count (no spread).
+    let instructions = instructions::measure(bench);
+
     let ag = bench.target(Server::Applegate);
     let ag_pid = ag.pid.expect("applegate runs as a process");
     println!("\nload: sign-ins (start, Apple's page, form_post, code exchange, id_token check) for {secs} s");
@@ -383,6 +398,7 @@ fn measure(bench: &mut Bench, mode: &Mode) -> report::Results {
     });
     report::Results {
         runs,
+        instructions,
         sign_ins,
         idle,
         soak,

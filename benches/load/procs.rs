@@ -274,11 +274,16 @@ pub fn ensure_tools() {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if !(have("wrk") && have("nginx") && have("taskset")) {
-        println!("load: installing wrk and nginx (Debian packages) via .ci/setup");
+    if !(have("wrk")
+        && have("nginx")
+        && have("taskset")
+        && have("valgrind")
+        && have("callgrind_control"))
+    {
+        println!("load: installing wrk, nginx and valgrind (Debian packages) via .ci/setup");
         let ok = Command::new("bash")
             .arg(format!("{MANIFEST}/.ci/setup"))
-            .args(["wrk", "nginx-light", "util-linux"])
+            .args(["wrk", "nginx-light", "util-linux", "valgrind"])
             .status()
             .is_ok_and(|s| s.success());
         assert!(
