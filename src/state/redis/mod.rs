@@ -17,7 +17,9 @@
 //! Expiry is by the gateway's clock, like the other backends: revoked
 //! sessions and notification ids are sorted sets scored by their expiry,
 //! other expiring rows begin with theirs, and `sweep` drops them. So a row
-//! lives exactly as long as what it protects, and never shorter.
+//! lives exactly as long as what it protects, and never shorter. Each key
+//! of expiring rows also has a Redis TTL that outlives its longest row
+//! ([`TTL_MARGIN`]), so what no gateway sweeps any more still goes.
 
 mod scripts;
 mod sync;
@@ -42,6 +44,30 @@ use crate::config;
 /// (an error the user sees) rather than dropped.
 pub const OUTBOX_MAX: usize = 100_000;
 
+/// How much longer than its longest entry a key lives in Redis (its TTL,
+/// set by the script that writes it). The gateways judge expiry by their
+/// own clocks, which NTP keeps within milliseconds of each other: ten
+/// seconds covers that many times over, and is short enough that keys
+/// left behind go soon.
+pub const TTL_MARGIN: Duration = Duration::from_secs(10);
+
+/// This gateway's clock in milliseconds, for the TTLs the scripts set
+/// (relative to it, so Redis's clock does not matter).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `now (ms)`, `TTL margin (ms)`: the arguments every script that sets a
+/// TTL ends with.
+fn ttl_args() -> [Vec<u8>; 2] {
+    [
+        now_ms().to_string().into_bytes(),
+        TTL_MARGIN.as_millis().to_string().into_bytes(),
+    ]
+}
+
 /// A revocation waiting for Redis.
 #[derive(Debug, Clone)]
 enum Queued {
@@ -49,7 +75,12 @@ enum Queued {
     Sub(String, SubRevocation),
 }
 
-/// The names this gateway uses in Redis, all under `key_prefix`.
+/// The names this gateway uses in Redis, all under `key_prefix`. The
+/// keys of expiring rows (revoked sessions and users, notification ids,
+/// refresh tokens) carry a TTL; `names` and `emails` have none (a name is
+/// kept until forgotten, a relay status until Apple changes it), nor has
+/// `signing_keys` (it always holds the key that signs; a replaced one is
+/// swept); each lock expires by itself.
 struct Keys {
     sessions: String,
     subs: String,
@@ -249,13 +280,22 @@ impl Redis {
         self.run(move |mut c| async move { c.hdel::<_, _, u32>(key, field).await.map(|n| n > 0) })
     }
 
-    fn set_if_changed(&self, key: &str, field: &str, value: Vec<u8>) -> Result<bool, StoreError> {
-        self.eval::<u32>(
-            scripts::SET_IF_CHANGED,
-            &[key],
-            vec![field.as_bytes().to_vec(), value],
-        )
-        .map(|n| n == 1)
+    /// Sets `field` to `value` unless it is so; with `until`, the key's TTL
+    /// outlives it.
+    fn set_if_changed(
+        &self,
+        key: &str,
+        field: &str,
+        value: Vec<u8>,
+        until: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut args = vec![field.as_bytes().to_vec(), value];
+        if let Some(until) = until {
+            args.push(until.to_string().into_bytes());
+            args.extend(ttl_args());
+        }
+        self.eval::<u32>(scripts::SET_IF_CHANGED, &[key], args)
+            .map(|n| n == 1)
     }
 }
 
@@ -330,18 +370,14 @@ impl Store for Redis {
     }
 
     fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
-        // Set-if-absent: of the replicas Apple's retries reach, one wins.
-        let (key, jti) = (self.shared.keys.notifications.clone(), jti.to_string());
-        self.run(move |mut c| async move {
-            redis::cmd("ZADD")
-                .arg(key)
-                .arg("NX")
-                .arg(until)
-                .arg(jti)
-                .query_async::<u32>(&mut c)
-                .await
-                .map(|n| n == 1)
-        })
+        let mut args = vec![jti.as_bytes().to_vec(), until.to_string().into_bytes()];
+        args.extend(ttl_args());
+        self.eval::<u32>(
+            scripts::FIRST_NOTIFICATION,
+            &[&self.shared.keys.notifications],
+            args,
+        )
+        .map(|n| n == 1)
     }
 
     fn notification_seen(&self, jti: &str) -> Result<bool, StoreError> {
@@ -372,7 +408,7 @@ impl Store for Redis {
     }
 
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
-        self.set_if_changed(&self.shared.keys.names, sub, sealed.to_vec())
+        self.set_if_changed(&self.shared.keys.names, sub, sealed.to_vec(), None)
     }
 
     fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -389,7 +425,12 @@ impl Store for Redis {
             sealed: b64(&r.sealed),
             at: r.checked_at,
         };
-        self.set_if_changed(&self.shared.keys.refresh, id, encode(r.until, &row))
+        self.set_if_changed(
+            &self.shared.keys.refresh,
+            id,
+            encode(r.until, &row),
+            Some(r.until),
+        )
     }
 
     fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError> {
@@ -432,7 +473,12 @@ impl Store for Redis {
             sealed: b64(&key.sealed),
             at: key.created_at,
         };
-        self.set_if_changed(&self.shared.keys.signing_keys, kid, encode(key.until, &row))
+        self.set_if_changed(
+            &self.shared.keys.signing_keys,
+            kid,
+            encode(key.until, &row),
+            None,
+        )
     }
 
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
@@ -482,3 +528,6 @@ impl Store for Redis {
         self.run(move |mut c| async move { c.del::<_, ()>(key).await })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
-use super::{on, redis_error, scripts, Queued, Redis, Shared};
+use super::{on, redis_error, scripts, ttl_args, Queued, Redis, Shared};
 use crate::state::{Change, EmailStatus, Revoked, StoreError, SubRevocation};
 
 /// How often a subscribed replica pings Redis (and writes what is queued).
@@ -139,7 +139,8 @@ async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bo
             .arg(&k.sessions)
             .arg(&k.channel)
             .arg(id)
-            .arg(exp),
+            .arg(exp)
+            .arg(&ttl_args()),
         Queued::Sub(sub, SubRevocation { at, until }) => cmd
             .arg(scripts::REVOKE_SUB)
             .arg(2)
@@ -147,7 +148,8 @@ async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bo
             .arg(&k.channel)
             .arg(sub)
             .arg(at)
-            .arg(until),
+            .arg(until)
+            .arg(&ttl_args()),
     };
     cmd.query_async::<u32>(&mut c)
         .await

@@ -1,0 +1,148 @@
+//! The Redis store against real `redis-server`s: the TTLs its keys carry.
+//! (The shared suite and two replicas sharing one Redis are in
+//! `crate::state`'s tests.)
+
+use std::time::{Duration, Instant};
+
+use super::{now_ms, Redis, TTL_MARGIN};
+use crate::config;
+use crate::kit::redis::RedisServer;
+use crate::state::{EmailStatus, KeptKey, Refresh, Store, SubRevocation, KEPT_WHILE_SIGNING};
+
+fn open(url: String, prefix: &str) -> Redis {
+    Redis::open(&config::Redis {
+        url: crate::secret::Secret::new(url),
+        key_prefix: prefix.into(),
+        timeout: Duration::from_secs(2),
+        fail_closed: false,
+    })
+    .unwrap()
+}
+
+fn pttl(c: &mut redis::Connection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query(c).unwrap()
+}
+
+/// Writes one entry of each expiring kind, living until `until`.
+fn write_expiring(s: &Redis, until: u64) {
+    s.revoke_session("s1", until).unwrap();
+    s.revoke_sub(
+        "u1",
+        SubRevocation {
+            at: until - 1,
+            until,
+        },
+    )
+    .unwrap();
+    assert!(s.first_notification(&format!("n{until}"), until).unwrap());
+    s.keep_refresh(
+        "s1",
+        &Refresh {
+            sub: "u1".into(),
+            sealed: b"r".to_vec(),
+            checked_at: until - 1,
+            until,
+        },
+    )
+    .unwrap();
+}
+
+const EXPIRING: [&str; 4] = [
+    "revoked:sessions",
+    "revoked:subs",
+    "notifications",
+    "refresh",
+];
+
+/// Each key of expiring entries outlives its longest entry (a shorter one
+/// written later does not shorten it; nor does a new entry in a key a
+/// gateway from before TTLs left without one); the keys kept forever by
+/// design have no TTL.
+#[test]
+fn keys_outlive_their_entries() {
+    let server = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let s = open(server.url(), "ttl:");
+    let now = now_ms() / 1000;
+    write_expiring(&s, now + 3600);
+    write_expiring(&s, now + 60);
+    s.revoke_session("s2", now + 60).unwrap();
+    let life = (now + 3600) * 1000 - now_ms();
+    for key in EXPIRING {
+        let ttl = pttl(&mut c, &format!("ttl:{key}"));
+        assert!(ttl as u64 >= life, "{key}: PTTL {ttl} ms < {life} ms");
+        assert!(
+            ttl as u64 <= life + TTL_MARGIN.as_millis() as u64 + 1000,
+            "{key}: PTTL {ttl} ms"
+        );
+    }
+    s.remember_name("u1", b"n").unwrap();
+    s.record_email_status(
+        "u1",
+        EmailStatus {
+            disabled: true,
+            at: 1,
+        },
+    )
+    .unwrap();
+    s.keep_signing_key(
+        "k1",
+        &KeptKey {
+            sealed: b"k".to_vec(),
+            created_at: now,
+            until: KEPT_WHILE_SIGNING,
+        },
+    )
+    .unwrap();
+    for key in ["names", "emails", "signing_keys"] {
+        assert_eq!(pttl(&mut c, &format!("ttl:{key}")), -1, "{key}: no TTL");
+    }
+
+    // Keys a gateway from before TTLs wrote: persistent, with an entry
+    // living two hours.
+    let old = now + 7200;
+    redis::cmd("ZADD")
+        .arg("old:revoked:sessions")
+        .arg(old)
+        .arg("s-old")
+        .exec(&mut c)
+        .unwrap();
+    redis::cmd("HSET")
+        .arg("old:revoked:subs")
+        .arg("u-old")
+        .arg(format!("{old} 1"))
+        .exec(&mut c)
+        .unwrap();
+    let s = open(server.url(), "old:");
+    write_expiring(&s, now + 60);
+    let life = old * 1000 - now_ms();
+    for key in ["revoked:sessions", "revoked:subs"] {
+        let ttl = pttl(&mut c, &format!("old:{key}"));
+        assert!(ttl as u64 >= life, "{key}: PTTL {ttl} ms < {life} ms");
+    }
+}
+
+/// Entries that all expired take their keys with them, though no gateway
+/// sweeps: a Redis left behind empties itself.
+#[test]
+fn expired_keys_go_without_a_sweep() {
+    let server = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let mut c = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let s = open(server.url(), "short:");
+    write_expiring(&s, now_ms() / 1000 + 1);
+    let keys: Vec<String> = EXPIRING.iter().map(|k| format!("short:{k}")).collect();
+    let exists =
+        |c: &mut redis::Connection| -> u32 { redis::cmd("EXISTS").arg(&keys).query(c).unwrap() };
+    assert_eq!(exists(&mut c), 4);
+    let deadline = Instant::now() + TTL_MARGIN + Duration::from_secs(5);
+    while exists(&mut c) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(exists(&mut c), 0, "every key is gone by itself");
+}
