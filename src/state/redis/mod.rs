@@ -21,13 +21,14 @@
 //! of expiring rows also has a Redis TTL that outlives its longest row
 //! ([`TTL_MARGIN`]), so what no gateway sweeps any more still goes.
 
+mod connect;
 mod scripts;
 mod sync;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
@@ -114,8 +115,10 @@ impl Keys {
 struct Shared {
     /// The store's own runtime (on its thread), where every command runs.
     handle: tokio::runtime::Handle,
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: Arc<connect::Target>,
+    /// To the server written to now; replaced at every (re)connect (with
+    /// Sentinel, it may be another server).
+    conn: RwLock<ConnectionManager>,
     keys: Keys,
     timeout: Duration,
     /// Subscribed and the snapshot since then merged: the views miss
@@ -126,6 +129,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The connection for commands (a clone: they share one socket).
+    fn conn(&self) -> ConnectionManager {
+        self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Tells every view about `change`.
     fn emit(&self, change: &Change) {
         for l in self
@@ -151,23 +159,10 @@ impl Redis {
     /// (the gateway does not start) when Redis cannot be reached now:
     /// there is no last known view to serve from yet.
     pub fn open(config: &config::Redis) -> Result<Redis, StoreError> {
-        // Where, for messages: never the URL itself (it may hold a password).
-        let at = url::Url::parse(config.url.expose())
-            .ok()
-            .map(|u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or("?"),
-                    u.port().unwrap_or(6379)
-                )
-            })
-            .unwrap_or_default();
-        let failed = |e: &dyn std::fmt::Display| {
-            StoreError::Redis(format!(
-                "cannot connect to Redis at {at} (state.redis_url): {e}"
-            ))
-        };
-        let client = redis::Client::open(config.url.expose().as_str()).map_err(|e| failed(&e))?;
+        let at = connect::describe(config);
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Redis(format!("cannot connect to {at}: {e}"));
+        let target = connect::Target::new(config).map_err(|e| failed(&e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -183,30 +178,23 @@ impl Redis {
             })
             .map_err(|e| failed(&e))?;
         let timeout = config.timeout;
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = client.clone();
-        let conn = on(&handle, timeout, async move {
-            connecting
-                .get_connection_manager_with_config(manager)
-                .await
-                .map_err(redis_error)
+        let target = Arc::new(target);
+        let connecting = target.clone();
+        let (conn, pubsub) = on(&handle, timeout, async move {
+            connecting.connect(timeout).await.map_err(redis_error)
         })
         .map_err(|e| failed(&e))?;
         let shared = Arc::new(Shared {
             handle: handle.clone(),
-            client,
-            conn,
+            target,
+            conn: RwLock::new(conn),
             keys: Keys::new(&config.key_prefix),
             timeout,
             in_sync: AtomicBool::new(false),
             listeners: Mutex::default(),
             outbox: Mutex::default(),
         });
-        handle.spawn(sync::keep_in_sync(shared.clone()));
+        handle.spawn(sync::keep_in_sync(shared.clone(), pubsub));
         // The first subscription, so no change is missed from the start.
         let deadline = std::time::Instant::now() + timeout;
         while !shared.in_sync.load(Ordering::Acquire) {
@@ -229,7 +217,7 @@ impl Redis {
         Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
         let s = &self.shared;
-        let fut = command(s.conn.clone());
+        let fut = command(s.conn());
         on(&s.handle, s.timeout, async move {
             fut.await.map_err(redis_error)
         })

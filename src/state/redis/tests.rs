@@ -12,6 +12,8 @@ use crate::state::{EmailStatus, KeptKey, Refresh, Store, SubRevocation, KEPT_WHI
 fn open(url: String, prefix: &str) -> Redis {
     Redis::open(&config::Redis {
         url: crate::secret::Secret::new(url),
+        sentinels: vec![],
+        ca_pem: None,
         key_prefix: prefix.into(),
         timeout: Duration::from_secs(2),
         fail_closed: false,
@@ -145,4 +147,106 @@ fn expired_keys_go_without_a_sweep() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(exists(&mut c), 0, "every key is gone by itself");
+}
+
+/// `query` on the server at `port`.
+fn ask<T: redis::FromRedisValue>(port: u16, query: &mut redis::Cmd) -> redis::RedisResult<T> {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))?
+        .get_connection_with_timeout(Duration::from_secs(2))?;
+    query.query(&mut c)
+}
+
+/// Waits until `ready` or `within` has passed; whether it was.
+fn wait_for(within: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ready()
+}
+
+/// Through a Sentinel (`redis_sentinels`, the master by name in
+/// `redis_url`): the store passes the shared suite on the master it names;
+/// after a failover (`SENTINEL FAILOVER`) it writes to the new master, the
+/// old one being a replica that refuses writes.
+#[test]
+fn sentinel_finds_the_master_and_follows_a_failover() {
+    let master = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let replica = RedisServer::replica_of(&master).unwrap_or_else(|e| panic!("{e}"));
+    let sentinel = RedisServer::sentinel(&master, "mymaster").unwrap_or_else(|e| panic!("{e}"));
+    let open = |prefix: String| {
+        Redis::open(&config::Redis {
+            url: crate::secret::Secret::new("redis://mymaster/0".into()),
+            sentinels: vec![("127.0.0.1".into(), sentinel.port())],
+            ca_pem: None,
+            key_prefix: prefix,
+            timeout: Duration::from_secs(2),
+            fail_closed: false,
+        })
+        .unwrap()
+    };
+    let n = std::sync::atomic::AtomicU32::new(0);
+    crate::state::suite::check(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(open(format!("sentinel{i}:")))
+    });
+    let s = open("fo:".into());
+    s.revoke_session("before", now_ms() / 1000 + 60).unwrap();
+    let score = |port: u16, id: &str| -> Option<f64> {
+        ask(
+            port,
+            redis::cmd("ZSCORE").arg("fo:revoked:sessions").arg(id),
+        )
+        .unwrap_or(None)
+    };
+    assert!(
+        score(master.port(), "before").is_some(),
+        "written to the master"
+    );
+
+    // Sentinel learns of the replica from the master's INFO (every 10 s).
+    let known = wait_for(Duration::from_secs(30), || {
+        ask::<Vec<redis::Value>>(
+            sentinel.port(),
+            redis::cmd("SENTINEL").arg("REPLICAS").arg("mymaster"),
+        )
+        .is_ok_and(|r| !r.is_empty())
+    });
+    assert!(known, "the Sentinel found the replica");
+    let failed_over = wait_for(Duration::from_secs(30), || {
+        let _ = ask::<String>(
+            sentinel.port(),
+            redis::cmd("SENTINEL").arg("FAILOVER").arg("mymaster"),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        ask::<(String, u16)>(
+            sentinel.port(),
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg("mymaster"),
+        )
+        .is_ok_and(|(_, port)| port == replica.port())
+    });
+    assert!(failed_over, "the replica was promoted");
+    // A write the old master takes before it is turned into a replica is
+    // lost (replication is asynchronous): write once it refuses writes.
+    let demoted = wait_for(Duration::from_secs(30), || {
+        ask::<Vec<redis::Value>>(master.port(), &mut redis::cmd("ROLE"))
+            .is_ok_and(|r| matches!(r.first(), Some(redis::Value::BulkString(b)) if b == b"slave"))
+    });
+    assert!(demoted, "the old master is a replica");
+    let at = Instant::now();
+    s.revoke_session("after", now_ms() / 1000 + 60).unwrap();
+    let written = wait_for(Duration::from_secs(10), || {
+        score(replica.port(), "after").is_some()
+    });
+    assert!(written, "written to the new master");
+    eprintln!(
+        "after the failover, the write reached the new master in {} ms",
+        at.elapsed().as_millis()
+    );
+    assert!(wait_for(Duration::from_secs(5), || s.in_sync()));
 }
