@@ -183,7 +183,10 @@ impl Redis {
         let (conn, pubsub) = on(&handle, timeout, async move {
             connecting.connect(timeout).await.map_err(redis_error)
         })
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| match e {
+            StoreError::Redis(why) => failed(&why),
+            e => failed(&e),
+        })?;
         let shared = Arc::new(Shared {
             handle: handle.clone(),
             target,

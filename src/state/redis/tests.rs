@@ -250,3 +250,121 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     );
     assert!(wait_for(Duration::from_secs(5), || s.in_sync()));
 }
+
+/// `openssl args` in `dir`; the error says how to install it.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e} (install it: sudo apt-get install openssl)"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.crt`) and a certificate it signed for 127.0.0.1
+/// (`redis.crt`, `redis.key`), in `dir`.
+fn test_pki(dir: &std::path::Path) {
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let ca = [
+        "req",
+        "-x509",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=applegate test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ];
+    openssl(dir, &[&ca[..5], &ec[..], &ca[5..]].concat());
+    let csr = ["req", "-new", "-nodes", "-subj", "/CN=redis"];
+    let out = ["-keyout", "redis.key", "-out", "redis.csr"];
+    openssl(dir, &[&csr[..], &ec[..], &out[..]].concat());
+    std::fs::write(
+        dir.join("redis.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "redis.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "redis.ext",
+            "-out",
+            "redis.crt",
+        ],
+    );
+}
+
+/// `rediss://` to a real `redis-server --tls-port` whose certificate a
+/// private CA signed: with `redis_ca_file` the store passes the shared
+/// suite over TLS; trusting the system's roots instead, it does not
+/// connect.
+#[test]
+fn rediss_trusts_a_private_ca() {
+    let pki = std::env::temp_dir().join(format!("applegate-redis-pki-{}", rand::random::<u32>()));
+    std::fs::create_dir_all(&pki).unwrap();
+    test_pki(&pki);
+    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    let server = RedisServer::start_with(None, |port| {
+        [
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &file("redis.crt"),
+            "--tls-key-file",
+            &file("redis.key"),
+            "--tls-ca-cert-file",
+            &file("ca.crt"),
+            "--tls-auth-clients",
+            "no",
+        ]
+        .map(String::from)
+        .to_vec()
+    })
+    .unwrap_or_else(|e| panic!("{e} (Debian's redis-server is built with TLS)"));
+    let url = format!("rediss://127.0.0.1:{}/0", server.port());
+    let conf = |prefix: String, ca_pem: Option<Vec<u8>>| config::Redis {
+        url: crate::secret::Secret::new(url.clone()),
+        sentinels: vec![],
+        ca_pem,
+        key_prefix: prefix,
+        timeout: Duration::from_secs(2),
+        fail_closed: false,
+    };
+    let ca = std::fs::read(pki.join("ca.crt")).unwrap();
+    let n = std::sync::atomic::AtomicU32::new(0);
+    crate::state::suite::check(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(Redis::open(&conf(format!("tls{i}:"), Some(ca.clone()))).unwrap())
+    });
+    let e = Redis::open(&conf("roots:".into(), None))
+        .err()
+        .expect("the system's roots do not know the test CA")
+        .to_string();
+    assert!(e.contains("cannot connect to Redis at 127.0.0.1:"), "{e}");
+    std::fs::remove_dir_all(&pki).unwrap();
+}
