@@ -49,6 +49,8 @@ pub struct Redis {
     /// `redis_sentinels`: host and port of each Sentinel; empty for one
     /// server at `url`.
     pub sentinels: Vec<(String, u16)>,
+    /// `redis_cluster`: `url` is one node of a Redis Cluster.
+    pub cluster: bool,
     /// `redis_ca_file`, read: PEM CA certificates a `rediss://` server's
     /// certificate must chain to, instead of the system's roots.
     pub ca_pem: Option<Vec<u8>>,
@@ -89,6 +91,7 @@ struct StateSection {
     redis_key_prefix: Option<String>,
     redis_timeout: Option<DurationText>,
     redis_sentinels: Option<Vec<String>>,
+    redis_cluster: Option<bool>,
     redis_ca_file: Option<String>,
     fail_closed: Option<bool>,
 }
@@ -113,6 +116,7 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> State {
             ("redis_key_prefix", s.redis_key_prefix.is_some()),
             ("redis_timeout", s.redis_timeout.is_some()),
             ("redis_sentinels", s.redis_sentinels.is_some()),
+            ("redis_cluster", s.redis_cluster.is_some()),
             ("redis_ca_file", s.redis_ca_file.is_some()),
             ("fail_closed", s.fail_closed.is_some()),
         ] {
@@ -195,6 +199,13 @@ fn redis(v: &mut Validator<'_>, s: StateSection) -> State {
         }
     };
     let sentinels = sentinels(v, s.redis_sentinels.unwrap_or_default());
+    let cluster = s.redis_cluster.unwrap_or(false);
+    if cluster && !sentinels.is_empty() {
+        v.problem(
+            "state.redis_cluster",
+            "set with redis_sentinels: a Cluster fails over by itself; keep one of the two",
+        );
+    }
     let ca_pem = s.redis_ca_file.and_then(|f| {
         if !tls && !url.is_empty() {
             v.problem(
@@ -221,6 +232,7 @@ fn redis(v: &mut Validator<'_>, s: StateSection) -> State {
     State::Redis(Redis {
         url: Secret::new(url),
         sentinels,
+        cluster,
         ca_pem,
         key_prefix: s
             .redis_key_prefix
@@ -290,6 +302,7 @@ mod tests {
                 State::Redis(Redis {
                     url: Secret::new("rediss://u:p@cache:6380/2".into()),
                     sentinels: vec![],
+                    cluster: false,
                     ca_pem: None,
                     key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
                     timeout: DEFAULT_REDIS_TIMEOUT,
@@ -341,6 +354,13 @@ mod tests {
         assert!(
             problems[0].starts_with("state.redis_ca_file: cannot read \"/no/such/ca.pem\""),
             "{problems:?}"
+        );
+        let (_, problems) = read_state(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://m/0\"\nredis_sentinels = [\"s:26379\"]\nredis_cluster = true\n",
+        );
+        assert_eq!(
+            problems,
+            ["state.redis_cluster: set with redis_sentinels: a Cluster fails over by itself; keep one of the two"]
         );
         let (_, problems) = read_state("[state]\nredis_sentinels = []\n");
         assert!(problems[0].starts_with("state.redis_sentinels: only for backend = \"redis\""));

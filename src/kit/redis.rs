@@ -155,3 +155,69 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A Redis Cluster of masters only (no replicas), each a [`RedisServer`],
+/// its slots spread by `redis-cli --cluster create`, ready (`cluster_state:ok`
+/// on every node) when started.
+pub struct RedisCluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts `n` (at least 3, as `redis-cli` wants) nodes and joins them.
+    pub fn start(n: usize) -> Result<RedisCluster, String> {
+        let nodes = (0..n)
+            .map(|_| {
+                RedisServer::start_with(None, |_| {
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ]
+                    .map(String::from)
+                    .to_vec()
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => INSTALL.replace("redis-server", "redis-tools"),
+                _ => format!("redis-cli: {e}"),
+            })?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create: {}",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        for s in &nodes {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &s.port.to_string(), "cluster", "info"])
+                    .output()
+                    .map_err(|e| format!("redis-cli: {e}"))?;
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!(
+                        "the Cluster's node {} is not ok within 20 s",
+                        s.port
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok(RedisCluster { nodes })
+    }
+}

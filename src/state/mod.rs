@@ -352,6 +352,7 @@ mod tests {
                 Redis::open(&config::Redis {
                     url: crate::secret::Secret::new(server.url()),
                     sentinels: vec![],
+                    cluster: false,
                     ca_pem: None,
                     key_prefix: prefix,
                     timeout: std::time::Duration::from_secs(2),
@@ -378,6 +379,7 @@ mod tests {
         let conf = |url: String| config::Redis {
             url: crate::secret::Secret::new(url),
             sentinels: vec![],
+            cluster: false,
             ca_pem: None,
             key_prefix: "share:".into(),
             timeout: std::time::Duration::from_secs(2),

@@ -1,6 +1,13 @@
 //! How the Redis store reaches Redis: the one server `redis_url` names,
-//! or the master that `redis_sentinels` know by the name in `redis_url`;
+//! the master that `redis_sentinels` know by the name in `redis_url`, or
+//! a Cluster (`redis_cluster`) that the node in `redis_url` introduces;
 //! over TLS (`rediss://`) trusting the system's roots or `redis_ca_file`.
+//!
+//! In a Cluster, commands go to the node holding their key's slot (every
+//! key of one store shares a slot: see `Keys`), and the subscription is to
+//! any one node: a `PUBLISH` reaches every node's subscribers. When that
+//! node fails the subscription ends, and the next (re)connect subscribes
+//! to another the Cluster lists.
 //!
 //! Every (re)connect asks anew where to go ([`Target::connect`]), so after
 //! a Sentinel failover the store writes to the new master: the old one,
@@ -8,7 +15,9 @@
 //! turns it into one; [`Target::still_master`] notices within a tick (a
 //! second) that the Sentinels name another master.
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{ConnectionAddr, IntoConnectionInfo, RedisResult, TlsCertificates, TlsMode};
 use std::time::Duration;
@@ -22,6 +31,48 @@ pub(super) enum Target {
     /// The master of a Sentinel-watched group, asked of the Sentinels each
     /// time (the client is `&mut` while it asks), and where it was last.
     Sentinel(tokio::sync::Mutex<(SentinelClient, String)>),
+    /// A Cluster; and how to reach one node (for the subscription), by
+    /// the seed's credentials, database and TLS.
+    Cluster(ClusterClient, redis::ConnectionInfo),
+}
+
+/// A connection for commands: to one server (reconnecting by itself), or
+/// to a Cluster (routing each command by its key).
+#[derive(Clone)]
+pub(super) enum Conn {
+    One(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::One(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::One(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::One(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// Where `config` points, for messages: never the URL itself (it may hold
@@ -56,6 +107,15 @@ impl Target {
             client_tls: None,
             root_cert: config.ca_pem.clone(),
         };
+        if config.cluster {
+            let mut b = ClusterClient::builder(vec![info.clone()])
+                .connection_timeout(config.timeout)
+                .response_timeout(config.timeout);
+            if config.ca_pem.is_some() {
+                b = b.certs(certs());
+            }
+            return Ok(Target::Cluster(b.build()?, info));
+        }
         if config.sentinels.is_empty() {
             return Ok(Target::Server(match &config.ca_pem {
                 Some(_) => redis::Client::build_with_tls(info, certs())?,
@@ -104,10 +164,7 @@ impl Target {
 
     /// A connection for commands and a subscription, both to the server
     /// to write to now (for Sentinel: the master they name now).
-    pub(super) async fn connect(
-        &self,
-        timeout: Duration,
-    ) -> RedisResult<(ConnectionManager, PubSub)> {
+    pub(super) async fn connect(&self, timeout: Duration) -> RedisResult<(Conn, PubSub)> {
         let client = match self {
             Target::Server(client) => client.clone(),
             Target::Sentinel(s) => {
@@ -115,6 +172,11 @@ impl Target {
                 let client = s.0.async_get_client().await?;
                 s.1 = client.get_connection_info().addr().to_string();
                 client
+            }
+            Target::Cluster(cluster, seed) => {
+                let conn = cluster.get_async_connection().await?;
+                let pubsub = any_node(conn.clone(), seed).await?;
+                return Ok((Conn::Cluster(conn), pubsub));
             }
         };
         let manager = ConnectionManagerConfig::new()
@@ -124,7 +186,7 @@ impl Target {
             .set_max_delay(Duration::from_millis(500));
         let conn = client.get_connection_manager_with_config(manager).await?;
         let pubsub = client.get_async_pubsub().await?;
-        Ok((conn, pubsub))
+        Ok((Conn::One(conn), pubsub))
     }
 
     /// Whether the server `conn` reaches is still the one to write to:
@@ -132,10 +194,10 @@ impl Target {
     /// name the new one as soon as they promote it; the old one may go on
     /// taking writes until they turn it into a replica, and those are lost
     /// then).
-    pub(super) async fn still_master(&self, conn: &mut ConnectionManager) -> RedisResult<bool> {
+    pub(super) async fn still_master(&self, conn: &mut Conn) -> RedisResult<bool> {
         redis::cmd("PING").query_async::<String>(conn).await?;
         match self {
-            Target::Server(_) => Ok(true),
+            Target::Server(_) | Target::Cluster(..) => Ok(true),
             Target::Sentinel(s) => {
                 let mut s = s.lock().await;
                 let now = s.0.async_get_client().await?;
@@ -143,4 +205,65 @@ impl Target {
             }
         }
     }
+}
+
+/// A subscription on one of the Cluster's nodes, as `CLUSTER NODES` lists
+/// them now (in a random order, so replicas spread theirs), each reached
+/// as the seed is (credentials, TLS).
+async fn any_node(
+    mut conn: ClusterConnection,
+    seed: &redis::ConnectionInfo,
+) -> RedisResult<PubSub> {
+    let listed: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await?;
+    // `<id> <ip:port@cport[,hostname]> <flags> ...`, one line per node.
+    let mut nodes: Vec<(String, u16)> = listed
+        .lines()
+        .filter(|l| !l.contains("fail") && !l.contains("noaddr"))
+        .filter_map(|l| {
+            let addr = l.split(' ').nth(1)?.split(['@', ',']).next()?;
+            let (host, port) = addr.rsplit_once(':')?;
+            Some((
+                host.trim_matches(['[', ']']).to_string(),
+                port.parse().ok()?,
+            ))
+        })
+        .collect();
+    let start = if nodes.is_empty() {
+        0
+    } else {
+        rand::random::<u32>() as usize % nodes.len()
+    };
+    nodes.rotate_left(start);
+    let mut last = None;
+    for (host, port) in nodes {
+        let addr = match seed.addr() {
+            ConnectionAddr::TcpTls {
+                insecure,
+                tls_params,
+                ..
+            } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: tls_params.clone(),
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        match redis::Client::open(seed.clone().set_addr(addr)) {
+            Ok(client) => match client.get_async_pubsub().await {
+                Ok(pubsub) => return Ok(pubsub),
+                Err(e) => last = Some(e),
+            },
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        redis::RedisError::from((
+            redis::ErrorKind::ClusterConnectionNotFound,
+            "the Cluster lists no node",
+        ))
+    }))
 }

@@ -3,7 +3,7 @@
 //!
 //! The seam stays synchronous (see [`crate::state`]): the store owns a
 //! small runtime on its own thread, where the connection (a
-//! `ConnectionManager`, which reconnects by itself) and the subscription
+//! `ConnectionManager`, which reconnects by itself, or a Cluster's) and the subscription
 //! to the change channel live; a call hands its command to that thread
 //! and waits for the answer, bounded by `state.redis_timeout`. Callers run
 //! calls on tokio's blocking pool as they do for the embedded store.
@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use base64::Engine;
-use redis::aio::ConnectionManager;
+use connect::Conn;
 use redis::AsyncCommands;
 
 use super::{
@@ -95,7 +95,14 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(prefix: &str) -> Keys {
+    /// In a Cluster the prefix is a hash tag (`{applegate:}`), unless it
+    /// holds one: every key in one slot, as the scripts that touch several
+    /// and the snapshot need.
+    fn new(prefix: &str, cluster: bool) -> Keys {
+        let prefix = match cluster && !prefix.contains('{') {
+            true => format!("{{{prefix}}}"),
+            false => prefix.to_string(),
+        };
         let k = |name: &str| format!("{prefix}{name}");
         Keys {
             sessions: k("revoked:sessions"),
@@ -118,7 +125,7 @@ struct Shared {
     target: Arc<connect::Target>,
     /// To the server written to now; replaced at every (re)connect (with
     /// Sentinel, it may be another server).
-    conn: RwLock<ConnectionManager>,
+    conn: RwLock<Conn>,
     keys: Keys,
     timeout: Duration,
     /// Subscribed and the snapshot since then merged: the views miss
@@ -130,7 +137,7 @@ struct Shared {
 
 impl Shared {
     /// The connection for commands (a clone: they share one socket).
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -191,7 +198,7 @@ impl Redis {
             handle: handle.clone(),
             target,
             conn: RwLock::new(conn),
-            keys: Keys::new(&config.key_prefix),
+            keys: Keys::new(&config.key_prefix, config.cluster),
             timeout,
             in_sync: AtomicBool::new(false),
             listeners: Mutex::default(),
@@ -216,7 +223,7 @@ impl Redis {
     fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
         let s = &self.shared;

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, PubSub};
+use redis::aio::PubSub;
 use redis::AsyncCommands;
 
+use super::connect::Conn;
 use super::{on, redis_error, scripts, ttl_args, Queued, Redis, Shared};
 use crate::state::{Change, EmailStatus, Revoked, StoreError, SubRevocation};
 
@@ -141,7 +142,7 @@ pub(super) fn write(store: &Redis, q: &Queued) -> Result<bool, StoreError> {
     })
 }
 
-async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bool, StoreError> {
+async fn write_on(s: &Shared, mut c: Conn, q: &Queued) -> Result<bool, StoreError> {
     let k = &s.keys;
     let mut cmd = redis::cmd("EVAL");
     match q {
@@ -177,11 +178,7 @@ pub(super) fn revoked(store: &Redis, now: u64) -> Result<Revoked, StoreError> {
     })
 }
 
-async fn read_revoked(
-    s: &Shared,
-    mut c: ConnectionManager,
-    now: u64,
-) -> Result<Revoked, StoreError> {
+async fn read_revoked(s: &Shared, mut c: Conn, now: u64) -> Result<Revoked, StoreError> {
     let err = redis_error;
     let sessions: Vec<(String, f64)> = c
         .zrangebyscore_withscores(&s.keys.sessions, format!("({now}"), "+inf")
@@ -217,7 +214,7 @@ pub(super) fn email_statuses(
 }
 
 async fn read_emails(
-    mut c: ConnectionManager,
+    mut c: Conn,
     key: &str,
 ) -> Result<std::collections::HashMap<String, EmailStatus>, StoreError> {
     let all: std::collections::HashMap<String, String> =

@@ -13,6 +13,7 @@ fn open(url: String, prefix: &str) -> Redis {
     Redis::open(&config::Redis {
         url: crate::secret::Secret::new(url),
         sentinels: vec![],
+        cluster: false,
         ca_pem: None,
         key_prefix: prefix.into(),
         timeout: Duration::from_secs(2),
@@ -181,6 +182,7 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
         Redis::open(&config::Redis {
             url: crate::secret::Secret::new("redis://mymaster/0".into()),
             sentinels: vec![("127.0.0.1".into(), sentinel.port())],
+            cluster: false,
             ca_pem: None,
             key_prefix: prefix,
             timeout: Duration::from_secs(2),
@@ -350,6 +352,7 @@ fn rediss_trusts_a_private_ca() {
     let conf = |prefix: String, ca_pem: Option<Vec<u8>>| config::Redis {
         url: crate::secret::Secret::new(url.clone()),
         sentinels: vec![],
+        cluster: false,
         ca_pem,
         key_prefix: prefix,
         timeout: Duration::from_secs(2),
@@ -367,4 +370,50 @@ fn rediss_trusts_a_private_ca() {
         .to_string();
     assert!(e.contains("cannot connect to Redis at 127.0.0.1:"), "{e}");
     std::fs::remove_dir_all(&pki).unwrap();
+}
+
+/// A real 3-node Redis Cluster (`redis_cluster`): the store passes the
+/// shared suite, its keys all in one slot (the prefix a hash tag); and a
+/// change made by a store introduced by one node is heard by a store
+/// introduced by another (a `PUBLISH` reaches every node's subscribers).
+#[test]
+fn cluster_passes_the_suite_and_shares_changes() {
+    let cluster = crate::kit::redis::RedisCluster::start(3).unwrap_or_else(|e| panic!("{e}"));
+    let open = |node: usize, prefix: String| {
+        Redis::open(&config::Redis {
+            url: crate::secret::Secret::new(cluster.nodes[node].url()),
+            sentinels: vec![],
+            cluster: true,
+            ca_pem: None,
+            key_prefix: prefix,
+            timeout: Duration::from_secs(2),
+            fail_closed: false,
+        })
+        .unwrap()
+    };
+    let n = std::sync::atomic::AtomicU32::new(0);
+    crate::state::suite::check(&|| {
+        let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Box::new(open(i as usize % 3, format!("cluster{i}:")))
+    });
+    crate::state::suite::check_durable(&|| Box::new(open(1, "kept:".into())));
+    let (a, b) = (open(0, "share:".into()), open(2, "share:".into()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    b.listen(Box::new(move |c| {
+        let _ = tx.lock().unwrap().send(c.clone());
+    }));
+    assert!(a.revoke_session("s1", 500).unwrap());
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(1)).unwrap(),
+        crate::state::Change::Session {
+            id: "s1".into(),
+            expires_at: 500
+        }
+    );
+    assert_eq!(
+        b.revoked(0).unwrap().sessions.get("s1"),
+        Some(&500),
+        "read back through another node"
+    );
 }
