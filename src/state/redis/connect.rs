@@ -33,7 +33,8 @@ pub(super) enum Target {
     Sentinel(tokio::sync::Mutex<(SentinelClient, String)>),
     /// A Cluster; and how to reach one node (for the subscription), by
     /// the seed's credentials, database and TLS.
-    Cluster(ClusterClient, redis::ConnectionInfo),
+    /// (Boxed: the largest by far, and there is one per store.)
+    Cluster(Box<(ClusterClient, redis::ConnectionInfo)>),
 }
 
 /// A connection for commands: to one server (reconnecting by itself), or
@@ -114,7 +115,7 @@ impl Target {
             if config.ca_pem.is_some() {
                 b = b.certs(certs());
             }
-            return Ok(Target::Cluster(b.build()?, info));
+            return Ok(Target::Cluster(Box::new((b.build()?, info))));
         }
         if config.sentinels.is_empty() {
             return Ok(Target::Server(match &config.ca_pem {
@@ -173,9 +174,9 @@ impl Target {
                 s.1 = client.get_connection_info().addr().to_string();
                 client
             }
-            Target::Cluster(cluster, seed) => {
-                let conn = cluster.get_async_connection().await?;
-                let pubsub = any_node(conn.clone(), seed).await?;
+            Target::Cluster(c) => {
+                let conn = c.0.get_async_connection().await?;
+                let pubsub = any_node(conn.clone(), &c.1).await?;
                 return Ok((Conn::Cluster(conn), pubsub));
             }
         };
