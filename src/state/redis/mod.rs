@@ -19,9 +19,10 @@
 //! other expiring rows begin with theirs, and `sweep` drops them. So a row
 //! lives exactly as long as what it protects, and never shorter. Each key
 //! of expiring rows also has a Redis TTL that outlives its longest row
-//! ([`TTL_MARGIN`]), so what no gateway sweeps any more still goes.
+//! ([`scripts::TTL_MARGIN`]), so what no gateway sweeps any more still goes.
 
 mod connect;
+mod rows;
 mod scripts;
 mod sync;
 
@@ -31,9 +32,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use base64::Engine;
 use connect::Conn;
 use redis::AsyncCommands;
+use rows::{b64, damaged, decode, encode, Row};
+use scripts::ttl_args;
 
 use super::{
     Change, EmailStatus, KeptKey, Listener, Refresh, Revoked, Store, StoreError, SubRevocation,
@@ -44,30 +46,6 @@ use crate::config;
 /// outage of hours, at a busy site, fits; past it a sign-out is refused
 /// (an error the user sees) rather than dropped.
 pub const OUTBOX_MAX: usize = 100_000;
-
-/// How much longer than its longest entry a key lives in Redis (its TTL,
-/// set by the script that writes it). The gateways judge expiry by their
-/// own clocks, which NTP keeps within milliseconds of each other: ten
-/// seconds covers that many times over, and is short enough that keys
-/// left behind go soon.
-pub const TTL_MARGIN: Duration = Duration::from_secs(10);
-
-/// This gateway's clock in milliseconds, for the TTLs the scripts set
-/// (relative to it, so Redis's clock does not matter).
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// `now (ms)`, `TTL margin (ms)`: the arguments every script that sets a
-/// TTL ends with.
-fn ttl_args() -> [Vec<u8>; 2] {
-    [
-        now_ms().to_string().into_bytes(),
-        TTL_MARGIN.as_millis().to_string().into_bytes(),
-    ]
-}
 
 /// A revocation waiting for Redis.
 #[derive(Debug, Clone)]
@@ -321,37 +299,6 @@ fn on<T: Send + 'static>(
 /// client never repeats the URL).
 fn redis_error(e: redis::RedisError) -> StoreError {
     StoreError::Redis(e.to_string())
-}
-
-/// A refresh row or a kept key, as kept: `until json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Row {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    sub: String,
-    sealed: String,
-    at: u64,
-}
-
-fn encode(until: u64, row: &Row) -> Vec<u8> {
-    let json = serde_json::to_string(row).expect("a row of strings and numbers serializes");
-    format!("{until} {json}").into_bytes()
-}
-
-fn decode(value: &[u8]) -> Option<(u64, Row, Vec<u8>)> {
-    let (until, json) = scripts::split_until(value)?;
-    let row: Row = serde_json::from_slice(json).ok()?;
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(&row.sealed)
-        .ok()?;
-    Some((until, row, sealed))
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn damaged(what: &str) -> StoreError {
-    StoreError::Redis(format!("a damaged {what} row"))
 }
 
 impl Store for Redis {

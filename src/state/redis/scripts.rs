@@ -9,12 +9,38 @@
 //!
 //! Every key whose entries expire also gets a Redis TTL from the script
 //! that writes it ([`outlive!`]): the key outlives its longest entry (by
-//! [`super::TTL_MARGIN`]) and then disappears by itself, even when no
+//! [`TTL_MARGIN`]) and then disappears by itself, even when no
 //! gateway is left to sweep. Expiry by entry (score or `until`) and the
 //! sweep stay: a key holds many entries, and the gateways judge by their
 //! own clock.
 
+use std::time::Duration;
+
 use super::super::{Change, EmailStatus, SubRevocation};
+
+/// How much longer than its longest entry a key lives in Redis (its TTL,
+/// set by the script that writes it). The gateways judge expiry by their
+/// own clocks, which NTP keeps within milliseconds of each other: ten
+/// seconds covers that many times over, and is short enough that keys
+/// left behind go soon.
+pub const TTL_MARGIN: Duration = Duration::from_secs(10);
+
+/// This gateway's clock in milliseconds, for the TTLs the scripts set
+/// (relative to it, so Redis's clock does not matter).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `now (ms)`, `TTL margin (ms)`: the arguments every script that sets a
+/// TTL ends with.
+pub(super) fn ttl_args() -> [Vec<u8>; 2] {
+    [
+        now_ms().to_string().into_bytes(),
+        TTL_MARGIN.as_millis().to_string().into_bytes(),
+    ]
+}
 
 /// A Lua function, `outlive(key, till, now_ms, margin_ms)`: lengthens
 /// `key`'s TTL so it lives at least until `till` (seconds, the gateway's

@@ -16,7 +16,8 @@ use redis::aio::PubSub;
 use redis::AsyncCommands;
 
 use super::connect::Conn;
-use super::{on, redis_error, scripts, ttl_args, Queued, Redis, Shared};
+use super::scripts::ttl_args;
+use super::{on, redis_error, scripts, Queued, Redis, Shared};
 use crate::state::{Change, EmailStatus, Revoked, StoreError, SubRevocation};
 
 /// How often a subscribed replica pings Redis (and writes what is queued).

@@ -4,7 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{now_ms, Redis, TTL_MARGIN};
+use super::scripts::{now_ms, TTL_MARGIN};
+use super::Redis;
 use crate::config;
 use crate::kit::redis::RedisServer;
 use crate::state::{EmailStatus, KeptKey, Refresh, Store, SubRevocation, KEPT_WHILE_SIGNING};
