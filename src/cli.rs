@@ -229,7 +229,12 @@ fn check(path: &Path, c: &Config) -> ExitCode {
         // Never the URL: it may hold a password.
         config::State::Redis(r) => writeln!(
             out,
-            "  state        Redis, keys under {:?}{}",
+            "  state        Redis{}, keys under {:?}{}",
+            match (r.cluster, r.sentinels.len()) {
+                (true, _) => " Cluster".to_string(),
+                (false, 0) => String::new(),
+                (false, n) => format!(" through {n} Sentinel(s)"),
+            },
             r.key_prefix,
             if r.fail_closed {
                 ", sessions refused while it is out of reach"

@@ -43,8 +43,17 @@ pub enum State {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Redis {
     /// `redis://` or `rediss://` (TLS), with user, password and database
-    /// as Redis URLs have them: a secret (never logged).
+    /// as Redis URLs have them: a secret (never logged). With `sentinels`,
+    /// its host is the master's name as the Sentinels know it.
     pub url: Secret<String>,
+    /// `redis_sentinels`: host and port of each Sentinel; empty for one
+    /// server at `url`.
+    pub sentinels: Vec<(String, u16)>,
+    /// `redis_cluster`: `url` is one node of a Redis Cluster.
+    pub cluster: bool,
+    /// `redis_ca_file`, read: PEM CA certificates a `rediss://` server's
+    /// certificate must chain to, instead of the system's roots.
+    pub ca_pem: Option<Vec<u8>>,
     /// Before every key and the change channel: several gateways (or other
     /// apps) can share one Redis.
     pub key_prefix: String,
@@ -81,6 +90,9 @@ struct StateSection {
     redis_url_file: Option<String>,
     redis_key_prefix: Option<String>,
     redis_timeout: Option<DurationText>,
+    redis_sentinels: Option<Vec<String>>,
+    redis_cluster: Option<bool>,
+    redis_ca_file: Option<String>,
     fail_closed: Option<bool>,
 }
 
@@ -103,6 +115,9 @@ pub(super) fn read(v: &mut Validator<'_>, top: &toml::Table) -> State {
             ("redis_url_file", s.redis_url_file.is_some()),
             ("redis_key_prefix", s.redis_key_prefix.is_some()),
             ("redis_timeout", s.redis_timeout.is_some()),
+            ("redis_sentinels", s.redis_sentinels.is_some()),
+            ("redis_cluster", s.redis_cluster.is_some()),
+            ("redis_ca_file", s.redis_ca_file.is_some()),
             ("fail_closed", s.fail_closed.is_some()),
         ] {
             if set {
@@ -170,26 +185,78 @@ fn redis(v: &mut Validator<'_>, s: StateSection) -> State {
     };
     let url = url.unwrap_or_default();
     // The URL itself is never repeated: it may hold a password.
-    match url::Url::parse(&url) {
-        _ if url.is_empty() => {}
-        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {}
-        _ => v.problem(
-            "state.redis_url",
-            "not a Redis URL: expected redis://[user:password@]host[:port][/db] or rediss:// for TLS",
-        ),
+    let tls = match url::Url::parse(&url) {
+        _ if url.is_empty() => false,
+        Ok(u) if matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some() => {
+            u.scheme() == "rediss"
+        }
+        _ => {
+            v.problem(
+                "state.redis_url",
+                "not a Redis URL: expected redis://[user:password@]host[:port][/db] or rediss:// for TLS",
+            );
+            false
+        }
+    };
+    let sentinels = sentinels(v, s.redis_sentinels.unwrap_or_default());
+    let cluster = s.redis_cluster.unwrap_or(false);
+    if cluster && !sentinels.is_empty() {
+        v.problem(
+            "state.redis_cluster",
+            "set with redis_sentinels: a Cluster fails over by itself; keep one of the two",
+        );
     }
+    let ca_pem = s.redis_ca_file.and_then(|f| {
+        if !tls && !url.is_empty() {
+            v.problem(
+                "state.redis_ca_file",
+                "only for rediss:// (it names the CA the server's certificate is checked against); remove it or use rediss://",
+            );
+            return None;
+        }
+        let file = v.path(&f);
+        match super::upstream::read_ca(&file).and_then(|_| {
+            std::fs::read(&file).map_err(|e| format!("cannot read {file:?}: {e}"))
+        }) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                v.problem("state.redis_ca_file", e);
+                None
+            }
+        }
+    });
     let timeout = DurationText::or(s.redis_timeout, DEFAULT_REDIS_TIMEOUT);
     if timeout.is_zero() {
         v.problem("state.redis_timeout", "must be more than 0s");
     }
     State::Redis(Redis {
         url: Secret::new(url),
+        sentinels,
+        cluster,
+        ca_pem,
         key_prefix: s
             .redis_key_prefix
             .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_string()),
         timeout,
         fail_closed: s.fail_closed.unwrap_or(false),
     })
+}
+
+/// `redis_sentinels`: each `host:port` (a Sentinel's, 26379 by custom).
+fn sentinels(v: &mut Validator<'_>, written: Vec<String>) -> Vec<(String, u16)> {
+    let mut all = Vec::new();
+    for (i, text) in written.iter().enumerate() {
+        match text.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+            Some((host, Ok(port))) if !host.is_empty() && port > 0 => {
+                all.push((host.trim_matches(['[', ']']).to_string(), port));
+            }
+            _ => v.problem(
+                format!("state.redis_sentinels[{i}]"),
+                "not host:port: expected e.g. \"10.0.0.1:26379\" (credentials go in redis_url)",
+            ),
+        }
+    }
+    all
 }
 
 #[cfg(test)]
@@ -234,6 +301,9 @@ mod tests {
             (
                 State::Redis(Redis {
                     url: Secret::new("rediss://u:p@cache:6380/2".into()),
+                    sentinels: vec![],
+                    cluster: false,
+                    ca_pem: None,
                     key_prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
                     timeout: DEFAULT_REDIS_TIMEOUT,
                     fail_closed: true,
@@ -260,6 +330,40 @@ mod tests {
             ["state.redis_url: not a Redis URL: expected redis://[user:password@]host[:port][/db] or rediss:// for TLS"],
             "and the password is not repeated"
         );
+        let (state, problems) = read_state(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://mymaster/0\"\nredis_sentinels = [\"10.0.0.1:26379\", \"[::1]:26380\", \"nope\"]\nredis_ca_file = \"ca.pem\"\n",
+        );
+        assert_eq!(
+            problems,
+            [
+                "state.redis_sentinels[2]: not host:port: expected e.g. \"10.0.0.1:26379\" (credentials go in redis_url)",
+                "state.redis_ca_file: only for rediss:// (it names the CA the server's certificate is checked against); remove it or use rediss://",
+            ]
+        );
+        let State::Redis(r) = state else {
+            panic!("{state:?}")
+        };
+        assert_eq!(
+            r.sentinels,
+            [("10.0.0.1".to_string(), 26379), ("::1".to_string(), 26380)]
+        );
+        let (_, problems) = read_state(
+            "[state]\nbackend = \"redis\"\nredis_url = \"rediss://cache/0\"\nredis_ca_file = \"/no/such/ca.pem\"\n",
+        );
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].starts_with("state.redis_ca_file: cannot read \"/no/such/ca.pem\""),
+            "{problems:?}"
+        );
+        let (_, problems) = read_state(
+            "[state]\nbackend = \"redis\"\nredis_url = \"redis://m/0\"\nredis_sentinels = [\"s:26379\"]\nredis_cluster = true\n",
+        );
+        assert_eq!(
+            problems,
+            ["state.redis_cluster: set with redis_sentinels: a Cluster fails over by itself; keep one of the two"]
+        );
+        let (_, problems) = read_state("[state]\nredis_sentinels = []\n");
+        assert!(problems[0].starts_with("state.redis_sentinels: only for backend = \"redis\""));
         let (_, problems) = read_state("[state]\nfail_closed = true\n");
         assert_eq!(problems.len(), 1);
         assert!(problems[0].starts_with("state.fail_closed: only for backend = \"redis\""));

@@ -351,6 +351,9 @@ mod tests {
             Box::new(
                 Redis::open(&config::Redis {
                     url: crate::secret::Secret::new(server.url()),
+                    sentinels: vec![],
+                    cluster: false,
+                    ca_pem: None,
                     key_prefix: prefix,
                     timeout: std::time::Duration::from_secs(2),
                     fail_closed: false,
@@ -375,6 +378,9 @@ mod tests {
         let server = crate::kit::redis::RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
         let conf = |url: String| config::Redis {
             url: crate::secret::Secret::new(url),
+            sentinels: vec![],
+            cluster: false,
+            ca_pem: None,
             key_prefix: "share:".into(),
             timeout: std::time::Duration::from_secs(2),
             fail_closed: false,

@@ -289,3 +289,60 @@ async fn sighup_without_tls_does_not_stop_the_gateway() {
         Some(200)
     );
 }
+
+/// A Redis that cannot be reached at start stops the start (exit 1),
+/// saying where by host and port only: the password in `redis_url` is in
+/// no line the gateway writes, at any log level, whether Redis is one
+/// server or the master Sentinels name; `check` never repeats it either.
+#[test]
+fn redis_down_at_start_stops_it_without_the_password() {
+    let dir = TempDir::new("state-redis-down");
+    dir.write("AuthKey.p8", &key_pem());
+    dir.write("session.key", &format!("{SECRET}\n"));
+    let closed = kit::free_port();
+    let base = format!(
+        "[server]\npublic_url = \"https://app.example.com\"\nlisten = \"127.0.0.1:{}\"\n\
+         [admin]\nlisten = \"127.0.0.1:{}\"\n\
+         [apple]\nteam_id = \"ABCDE12345\"\nservices_id = \"com.example.web\"\nkey_id = \"XYZ9876543\"\nprivate_key_file = \"AuthKey.p8\"\n\
+         [session]\nsecret_file = \"session.key\"\n[log]\nlevel = \"trace\"\n\
+         [[routes]]\npath = \"/\"\nupstream = \"http://127.0.0.1:3000\"\n\
+         [state]\nbackend = \"redis\"\nredis_timeout = \"1s\"\n",
+        kit::free_port(),
+        kit::free_port(),
+    );
+    for (name, state, at) in [
+        (
+            "server.toml",
+            format!("redis_url = \"redis://gate:hunter2@127.0.0.1:{closed}/0\"\n"),
+            format!("cannot connect to Redis at 127.0.0.1:{closed} (state.redis_url)"),
+        ),
+        (
+            "sentinel.toml",
+            format!("redis_url = \"redis://gate:hunter2@mymaster/0\"\nredis_sentinels = [\"127.0.0.1:{closed}\"]\n"),
+            format!("cannot connect to the master \"mymaster\" of the Sentinels 127.0.0.1:{closed} (state.redis_sentinels)"),
+        ),
+    ] {
+        let config = dir.write(name, &format!("{base}{state}"));
+        let out = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(&at), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{name}: {stdout}\n{stderr}"
+        );
+        let (code, stdout, stderr) = check(&config);
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "check {name} ({code}): {stdout}\n{stderr}"
+        );
+    }
+}

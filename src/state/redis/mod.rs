@@ -3,7 +3,7 @@
 //!
 //! The seam stays synchronous (see [`crate::state`]): the store owns a
 //! small runtime on its own thread, where the connection (a
-//! `ConnectionManager`, which reconnects by itself) and the subscription
+//! `ConnectionManager`, which reconnects by itself, or a Cluster's) and the subscription
 //! to the change channel live; a call hands its command to that thread
 //! and waits for the answer, bounded by `state.redis_timeout`. Callers run
 //! calls on tokio's blocking pool as they do for the embedded store.
@@ -17,20 +17,25 @@
 //! Expiry is by the gateway's clock, like the other backends: revoked
 //! sessions and notification ids are sorted sets scored by their expiry,
 //! other expiring rows begin with theirs, and `sweep` drops them. So a row
-//! lives exactly as long as what it protects, and never shorter.
+//! lives exactly as long as what it protects, and never shorter. Each key
+//! of expiring rows also has a Redis TTL that outlives its longest row
+//! ([`scripts::TTL_MARGIN`]), so what no gateway sweeps any more still goes.
 
+mod connect;
+mod rows;
 mod scripts;
 mod sync;
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use base64::Engine;
-use redis::aio::ConnectionManager;
+use connect::Conn;
 use redis::AsyncCommands;
+use rows::{b64, damaged, decode, encode, Row};
+use scripts::ttl_args;
 
 use super::{
     Change, EmailStatus, KeptKey, Listener, Refresh, Revoked, Store, StoreError, SubRevocation,
@@ -49,7 +54,12 @@ enum Queued {
     Sub(String, SubRevocation),
 }
 
-/// The names this gateway uses in Redis, all under `key_prefix`.
+/// The names this gateway uses in Redis, all under `key_prefix`. The
+/// keys of expiring rows (revoked sessions and users, notification ids,
+/// refresh tokens) carry a TTL; `names` and `emails` have none (a name is
+/// kept until forgotten, a relay status until Apple changes it), nor has
+/// `signing_keys` (it always holds the key that signs; a replaced one is
+/// swept); each lock expires by itself.
 struct Keys {
     sessions: String,
     subs: String,
@@ -63,7 +73,14 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(prefix: &str) -> Keys {
+    /// In a Cluster the prefix is a hash tag (`{applegate:}`), unless it
+    /// holds one: every key in one slot, as the scripts that touch several
+    /// and the snapshot need.
+    fn new(prefix: &str, cluster: bool) -> Keys {
+        let prefix = match cluster && !prefix.contains('{') {
+            true => format!("{{{prefix}}}"),
+            false => prefix.to_string(),
+        };
         let k = |name: &str| format!("{prefix}{name}");
         Keys {
             sessions: k("revoked:sessions"),
@@ -83,8 +100,10 @@ impl Keys {
 struct Shared {
     /// The store's own runtime (on its thread), where every command runs.
     handle: tokio::runtime::Handle,
-    client: redis::Client,
-    conn: ConnectionManager,
+    target: Arc<connect::Target>,
+    /// To the server written to now; replaced at every (re)connect (with
+    /// Sentinel, it may be another server).
+    conn: RwLock<Conn>,
     keys: Keys,
     timeout: Duration,
     /// Subscribed and the snapshot since then merged: the views miss
@@ -95,6 +114,11 @@ struct Shared {
 }
 
 impl Shared {
+    /// The connection for commands (a clone: they share one socket).
+    fn conn(&self) -> Conn {
+        self.conn.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Tells every view about `change`.
     fn emit(&self, change: &Change) {
         for l in self
@@ -120,23 +144,10 @@ impl Redis {
     /// (the gateway does not start) when Redis cannot be reached now:
     /// there is no last known view to serve from yet.
     pub fn open(config: &config::Redis) -> Result<Redis, StoreError> {
-        // Where, for messages: never the URL itself (it may hold a password).
-        let at = url::Url::parse(config.url.expose())
-            .ok()
-            .map(|u| {
-                format!(
-                    "{}:{}",
-                    u.host_str().unwrap_or("?"),
-                    u.port().unwrap_or(6379)
-                )
-            })
-            .unwrap_or_default();
-        let failed = |e: &dyn std::fmt::Display| {
-            StoreError::Redis(format!(
-                "cannot connect to Redis at {at} (state.redis_url): {e}"
-            ))
-        };
-        let client = redis::Client::open(config.url.expose().as_str()).map_err(|e| failed(&e))?;
+        let at = connect::describe(config);
+        let failed =
+            |e: &dyn std::fmt::Display| StoreError::Redis(format!("cannot connect to {at}: {e}"));
+        let target = connect::Target::new(config).map_err(|e| failed(&e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -152,30 +163,26 @@ impl Redis {
             })
             .map_err(|e| failed(&e))?;
         let timeout = config.timeout;
-        let manager = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let connecting = client.clone();
-        let conn = on(&handle, timeout, async move {
-            connecting
-                .get_connection_manager_with_config(manager)
-                .await
-                .map_err(redis_error)
+        let target = Arc::new(target);
+        let connecting = target.clone();
+        let (conn, pubsub) = on(&handle, timeout, async move {
+            connecting.connect(timeout).await.map_err(redis_error)
         })
-        .map_err(|e| failed(&e))?;
+        .map_err(|e| match e {
+            StoreError::Redis(why) => failed(&why),
+            e => failed(&e),
+        })?;
         let shared = Arc::new(Shared {
             handle: handle.clone(),
-            client,
-            conn,
-            keys: Keys::new(&config.key_prefix),
+            target,
+            conn: RwLock::new(conn),
+            keys: Keys::new(&config.key_prefix, config.cluster),
             timeout,
             in_sync: AtomicBool::new(false),
             listeners: Mutex::default(),
             outbox: Mutex::default(),
         });
-        handle.spawn(sync::keep_in_sync(shared.clone()));
+        handle.spawn(sync::keep_in_sync(shared.clone(), pubsub));
         // The first subscription, so no change is missed from the start.
         let deadline = std::time::Instant::now() + timeout;
         while !shared.in_sync.load(Ordering::Acquire) {
@@ -194,11 +201,11 @@ impl Redis {
     fn run<T, F, Fut>(&self, command: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>> + Send + 'static,
     {
         let s = &self.shared;
-        let fut = command(s.conn.clone());
+        let fut = command(s.conn());
         on(&s.handle, s.timeout, async move {
             fut.await.map_err(redis_error)
         })
@@ -249,13 +256,22 @@ impl Redis {
         self.run(move |mut c| async move { c.hdel::<_, _, u32>(key, field).await.map(|n| n > 0) })
     }
 
-    fn set_if_changed(&self, key: &str, field: &str, value: Vec<u8>) -> Result<bool, StoreError> {
-        self.eval::<u32>(
-            scripts::SET_IF_CHANGED,
-            &[key],
-            vec![field.as_bytes().to_vec(), value],
-        )
-        .map(|n| n == 1)
+    /// Sets `field` to `value` unless it is so; with `until`, the key's TTL
+    /// outlives it.
+    fn set_if_changed(
+        &self,
+        key: &str,
+        field: &str,
+        value: Vec<u8>,
+        until: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut args = vec![field.as_bytes().to_vec(), value];
+        if let Some(until) = until {
+            args.push(until.to_string().into_bytes());
+            args.extend(ttl_args());
+        }
+        self.eval::<u32>(scripts::SET_IF_CHANGED, &[key], args)
+            .map(|n| n == 1)
     }
 }
 
@@ -285,37 +301,6 @@ fn redis_error(e: redis::RedisError) -> StoreError {
     StoreError::Redis(e.to_string())
 }
 
-/// A refresh row or a kept key, as kept: `until json`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Row {
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    sub: String,
-    sealed: String,
-    at: u64,
-}
-
-fn encode(until: u64, row: &Row) -> Vec<u8> {
-    let json = serde_json::to_string(row).expect("a row of strings and numbers serializes");
-    format!("{until} {json}").into_bytes()
-}
-
-fn decode(value: &[u8]) -> Option<(u64, Row, Vec<u8>)> {
-    let (until, json) = scripts::split_until(value)?;
-    let row: Row = serde_json::from_slice(json).ok()?;
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(&row.sealed)
-        .ok()?;
-    Some((until, row, sealed))
-}
-
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn damaged(what: &str) -> StoreError {
-    StoreError::Redis(format!("a damaged {what} row"))
-}
-
 impl Store for Redis {
     fn revoked(&self, now: u64) -> Result<Revoked, StoreError> {
         sync::revoked(self, now)
@@ -330,18 +315,14 @@ impl Store for Redis {
     }
 
     fn first_notification(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
-        // Set-if-absent: of the replicas Apple's retries reach, one wins.
-        let (key, jti) = (self.shared.keys.notifications.clone(), jti.to_string());
-        self.run(move |mut c| async move {
-            redis::cmd("ZADD")
-                .arg(key)
-                .arg("NX")
-                .arg(until)
-                .arg(jti)
-                .query_async::<u32>(&mut c)
-                .await
-                .map(|n| n == 1)
-        })
+        let mut args = vec![jti.as_bytes().to_vec(), until.to_string().into_bytes()];
+        args.extend(ttl_args());
+        self.eval::<u32>(
+            scripts::FIRST_NOTIFICATION,
+            &[&self.shared.keys.notifications],
+            args,
+        )
+        .map(|n| n == 1)
     }
 
     fn notification_seen(&self, jti: &str) -> Result<bool, StoreError> {
@@ -372,7 +353,7 @@ impl Store for Redis {
     }
 
     fn remember_name(&self, sub: &str, sealed: &[u8]) -> Result<bool, StoreError> {
-        self.set_if_changed(&self.shared.keys.names, sub, sealed.to_vec())
+        self.set_if_changed(&self.shared.keys.names, sub, sealed.to_vec(), None)
     }
 
     fn name(&self, sub: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -389,7 +370,12 @@ impl Store for Redis {
             sealed: b64(&r.sealed),
             at: r.checked_at,
         };
-        self.set_if_changed(&self.shared.keys.refresh, id, encode(r.until, &row))
+        self.set_if_changed(
+            &self.shared.keys.refresh,
+            id,
+            encode(r.until, &row),
+            Some(r.until),
+        )
     }
 
     fn refresh(&self, id: &str) -> Result<Option<Refresh>, StoreError> {
@@ -432,7 +418,12 @@ impl Store for Redis {
             sealed: b64(&key.sealed),
             at: key.created_at,
         };
-        self.set_if_changed(&self.shared.keys.signing_keys, kid, encode(key.until, &row))
+        self.set_if_changed(
+            &self.shared.keys.signing_keys,
+            kid,
+            encode(key.until, &row),
+            None,
+        )
     }
 
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
@@ -482,3 +473,6 @@ impl Store for Redis {
         self.run(move |mut c| async move { c.del::<_, ()>(key).await })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,21 +6,113 @@
 //! `tonumber` (exact below 2^53: seconds and Apple's milliseconds are far
 //! below). Hash values that expire begin with their `until`, so one sweep
 //! reads them all alike.
+//!
+//! Every key whose entries expire also gets a Redis TTL from the script
+//! that writes it ([`outlive!`]): the key outlives its longest entry (by
+//! [`TTL_MARGIN`]) and then disappears by itself, even when no
+//! gateway is left to sweep. Expiry by entry (score or `until`) and the
+//! sweep stay: a key holds many entries, and the gateways judge by their
+//! own clock.
+
+use std::time::Duration;
 
 use super::super::{Change, EmailStatus, SubRevocation};
 
+/// How much longer than its longest entry a key lives in Redis (its TTL,
+/// set by the script that writes it). The gateways judge expiry by their
+/// own clocks, which NTP keeps within milliseconds of each other: ten
+/// seconds covers that many times over, and is short enough that keys
+/// left behind go soon.
+pub const TTL_MARGIN: Duration = Duration::from_secs(10);
+
+/// This gateway's clock in milliseconds, for the TTLs the scripts set
+/// (relative to it, so Redis's clock does not matter).
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `now (ms)`, `TTL margin (ms)`: the arguments every script that sets a
+/// TTL ends with.
+pub(super) fn ttl_args() -> [Vec<u8>; 2] {
+    [
+        now_ms().to_string().into_bytes(),
+        TTL_MARGIN.as_millis().to_string().into_bytes(),
+    ]
+}
+
+/// A Lua function, `outlive(key, till, now_ms, margin_ms)`: lengthens
+/// `key`'s TTL so it lives at least until `till` (seconds, the gateway's
+/// clock) plus the margin, as milliseconds from `now_ms` (the writer's
+/// clock: relative, so Redis's own clock does not matter). Never shortens
+/// it. A key with no TTL yet is one just made, or one written by a gateway
+/// from before TTLs: then its longest entry is looked up once (a sorted
+/// set's highest score, a hash's highest leading `until`), so no older
+/// entry is cut short. An `until` past any TTL Redis can hold keeps the
+/// key forever.
+macro_rules! outlive {
+    () => {
+        r"
+local function outlive(key, till, now_ms, margin_ms)
+  local ttl = redis.call('PTTL', key)
+  local u = tonumber(till)
+  if ttl == -1 then
+    if redis.call('TYPE', key).ok == 'zset' then
+      local top = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+      if top[2] and tonumber(top[2]) > u then u = tonumber(top[2]) end
+    else
+      local all = redis.call('HVALS', key)
+      for i = 1, #all do
+        local v = tonumber(string.match(all[i], '^(%d+) '))
+        if v and v > u then u = v end
+      end
+    end
+  end
+  local want = math.max(u * 1000 - tonumber(now_ms), 0) + tonumber(margin_ms)
+  if want > 9e15 then
+    if ttl >= 0 then redis.call('PERSIST', key) end
+  elseif ttl < 0 or want > ttl then
+    redis.call('PEXPIRE', key, string.format('%.0f', want))
+  end
+end
+"
+    };
+}
+
 /// `KEYS[1]` revoked sessions (a sorted set: id by expiry), `KEYS[2]` the
-/// change channel; `ARGV` id, expiry. The first entry stands.
-pub const REVOKE_SESSION: &str = r"
+/// change channel; `ARGV` id, expiry, now (ms), TTL margin (ms). The first
+/// entry stands.
+pub const REVOKE_SESSION: &str = concat!(
+    outlive!(),
+    r"
 if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 1 then
+  outlive(KEYS[1], ARGV[2], ARGV[3], ARGV[4])
   redis.call('PUBLISH', KEYS[2], 'session ' .. ARGV[2] .. ' 0 ' .. ARGV[1])
   return 1
 end
-return 0";
+return 0"
+);
+
+/// `KEYS[1]` notification ids (a sorted set: jti by expiry); `ARGV` jti,
+/// until, now (ms), TTL margin (ms). Set-if-absent: of the replicas
+/// Apple's retries reach, one wins.
+pub const FIRST_NOTIFICATION: &str = concat!(
+    outlive!(),
+    r"
+if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 1 then
+  outlive(KEYS[1], ARGV[2], ARGV[3], ARGV[4])
+  return 1
+end
+return 0"
+);
 
 /// `KEYS[1]` revoked subs (a hash: sub ▶ `until at`), `KEYS[2]` the
-/// channel; `ARGV` sub, at, until. As `SubRevocation::merge`.
-pub const REVOKE_SUB: &str = r"
+/// channel; `ARGV` sub, at, until, now (ms), TTL margin (ms). As
+/// `SubRevocation::merge`.
+pub const REVOKE_SUB: &str = concat!(
+    outlive!(),
+    r"
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 local keep = ARGV[3]
 if held then
@@ -29,11 +121,14 @@ if held then
   if tonumber(hu) > tonumber(ARGV[3]) then keep = hu end
 end
 redis.call('HSET', KEYS[1], ARGV[1], keep .. ' ' .. ARGV[2])
+outlive(KEYS[1], keep, ARGV[4], ARGV[5])
 redis.call('PUBLISH', KEYS[2], 'sub ' .. keep .. ' ' .. ARGV[2] .. ' ' .. ARGV[1])
-return 1";
+return 1"
+);
 
 /// `KEYS[1]` email statuses (a hash: sub ▶ `at disabled`), `KEYS[2]` the
-/// channel; `ARGV` sub, at, 0 or 1. As `EmailStatus::merge`.
+/// channel; `ARGV` sub, at, 0 or 1. As `EmailStatus::merge`. No TTL: a
+/// status holds until Apple says otherwise, which may be never.
 pub const RECORD_EMAIL: &str = r"
 local held = redis.call('HGET', KEYS[1], ARGV[1])
 if held and tonumber(string.match(held, '^(%d+)')) >= tonumber(ARGV[2]) then return 0 end
@@ -42,10 +137,18 @@ redis.call('PUBLISH', KEYS[2], 'email ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. A
 return 1";
 
 /// `KEYS[1]` a hash; `ARGV` field, value: set unless the same is there.
-pub const SET_IF_CHANGED: &str = r"
+/// With `ARGV[3..5]` until, now (ms), TTL margin (ms), the hash's TTL is
+/// lengthened to outlive `until` (refresh tokens); without, it is left
+/// as is (names: kept until forgotten; signing keys: the hash always holds
+/// the key that signs, kept while it signs).
+pub const SET_IF_CHANGED: &str = concat!(
+    outlive!(),
+    r"
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1";
+if ARGV[3] then outlive(KEYS[1], ARGV[3], ARGV[4], ARGV[5]) end
+return 1"
+);
 
 /// `KEYS[1..2]` sorted sets scored by expiry, `KEYS[3..]` hashes whose
 /// values begin with their expiry; `ARGV[1]` now. Drops what expired at

@@ -12,9 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
+use redis::aio::PubSub;
 use redis::AsyncCommands;
 
+use super::connect::Conn;
+use super::scripts::ttl_args;
 use super::{on, redis_error, scripts, Queued, Redis, Shared};
 use crate::state::{Change, EmailStatus, Revoked, StoreError, SubRevocation};
 
@@ -26,10 +28,11 @@ const TICK: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Runs on the store's thread until the store is dropped.
-pub(super) async fn keep_in_sync(s: Arc<Shared>) {
+pub(super) async fn keep_in_sync(s: Arc<Shared>, first: PubSub) {
     let mut backoff = Duration::from_millis(50);
+    let mut first = Some(first);
     loop {
-        let why = match subscribed(&s).await {
+        let why = match subscribed(&s, first.take()).await {
             Ok(()) => "the subscription ended".to_string(),
             Err(e) => e.to_string(),
         };
@@ -42,18 +45,26 @@ pub(super) async fn keep_in_sync(s: Arc<Shared>) {
     }
 }
 
-/// One subscription's life: returns when it breaks.
-async fn subscribed(s: &Shared) -> Result<(), StoreError> {
+/// One subscription's life, on `pubsub` (what the store's open connected)
+/// or on a new connection: returns when it breaks.
+async fn subscribed(s: &Shared, pubsub: Option<PubSub>) -> Result<(), StoreError> {
     let redis_err = redis_error;
     let bounded = |what: &'static str| {
         move |_: tokio::time::error::Elapsed| {
             StoreError::Redis(format!("{what}: no answer in time"))
         }
     };
-    let mut pubsub = tokio::time::timeout(s.timeout, s.client.get_async_pubsub())
-        .await
-        .map_err(bounded("connect"))?
-        .map_err(redis_err)?;
+    let mut pubsub = match pubsub {
+        Some(p) => p,
+        None => {
+            let (conn, pubsub) = tokio::time::timeout(s.timeout, s.target.connect(s.timeout))
+                .await
+                .map_err(bounded("connect"))?
+                .map_err(redis_err)?;
+            *s.conn.write().unwrap_or_else(|p| p.into_inner()) = conn;
+            pubsub
+        }
+    };
     tokio::time::timeout(s.timeout, pubsub.subscribe(&s.keys.channel))
         .await
         .map_err(bounded("subscribe"))?
@@ -61,8 +72,8 @@ async fn subscribed(s: &Shared) -> Result<(), StoreError> {
     flush(s).await?;
     let (revoked, emails) = tokio::time::timeout(s.timeout, async {
         Ok::<_, StoreError>((
-            read_revoked(s, s.conn.clone(), 0).await?,
-            read_emails(s.conn.clone(), &s.keys.emails).await?,
+            read_revoked(s, s.conn(), 0).await?,
+            read_emails(s.conn(), &s.keys.emails).await?,
         ))
     })
     .await
@@ -84,11 +95,14 @@ async fn subscribed(s: &Shared) -> Result<(), StoreError> {
                 }
             }
             _ = tick.tick() => {
-                let mut c = s.conn.clone();
-                tokio::time::timeout(s.timeout, redis::cmd("PING").query_async::<String>(&mut c))
+                let mut c = s.conn();
+                let master = tokio::time::timeout(s.timeout, s.target.still_master(&mut c))
                     .await
                     .map_err(bounded("ping"))?
                     .map_err(redis_err)?;
+                if !master {
+                    return Err(StoreError::Redis("the server is no longer the master".into()));
+                }
                 flush(s).await?;
             }
         }
@@ -108,7 +122,7 @@ async fn flush(s: &Shared) -> Result<(), StoreError> {
         else {
             return Ok(());
         };
-        tokio::time::timeout(s.timeout, write_on(s, s.conn.clone(), &q))
+        tokio::time::timeout(s.timeout, write_on(s, s.conn(), &q))
             .await
             .map_err(|_| StoreError::Redis("a queued revocation: no answer in time".into()))??;
         let mut outbox = s.outbox.lock().unwrap_or_else(|p| p.into_inner());
@@ -125,11 +139,11 @@ pub(super) fn write(store: &Redis, q: &Queued) -> Result<bool, StoreError> {
     let s = store.shared.clone();
     let q = q.clone();
     on(&store.shared.handle, store.shared.timeout, async move {
-        write_on(&s, s.conn.clone(), &q).await
+        write_on(&s, s.conn(), &q).await
     })
 }
 
-async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bool, StoreError> {
+async fn write_on(s: &Shared, mut c: Conn, q: &Queued) -> Result<bool, StoreError> {
     let k = &s.keys;
     let mut cmd = redis::cmd("EVAL");
     match q {
@@ -139,7 +153,8 @@ async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bo
             .arg(&k.sessions)
             .arg(&k.channel)
             .arg(id)
-            .arg(exp),
+            .arg(exp)
+            .arg(&ttl_args()),
         Queued::Sub(sub, SubRevocation { at, until }) => cmd
             .arg(scripts::REVOKE_SUB)
             .arg(2)
@@ -147,7 +162,8 @@ async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bo
             .arg(&k.channel)
             .arg(sub)
             .arg(at)
-            .arg(until),
+            .arg(until)
+            .arg(&ttl_args()),
     };
     cmd.query_async::<u32>(&mut c)
         .await
@@ -159,15 +175,11 @@ async fn write_on(s: &Shared, mut c: ConnectionManager, q: &Queued) -> Result<bo
 pub(super) fn revoked(store: &Redis, now: u64) -> Result<Revoked, StoreError> {
     let s = store.shared.clone();
     on(&store.shared.handle, store.shared.timeout, async move {
-        read_revoked(&s, s.conn.clone(), now).await
+        read_revoked(&s, s.conn(), now).await
     })
 }
 
-async fn read_revoked(
-    s: &Shared,
-    mut c: ConnectionManager,
-    now: u64,
-) -> Result<Revoked, StoreError> {
+async fn read_revoked(s: &Shared, mut c: Conn, now: u64) -> Result<Revoked, StoreError> {
     let err = redis_error;
     let sessions: Vec<(String, f64)> = c
         .zrangebyscore_withscores(&s.keys.sessions, format!("({now}"), "+inf")
@@ -196,14 +208,14 @@ async fn read_revoked(
 pub(super) fn email_statuses(
     store: &Redis,
 ) -> Result<std::collections::HashMap<String, EmailStatus>, StoreError> {
-    let (conn, key) = (store.shared.conn.clone(), store.shared.keys.emails.clone());
+    let (conn, key) = (store.shared.conn(), store.shared.keys.emails.clone());
     on(&store.shared.handle, store.shared.timeout, async move {
         read_emails(conn, &key).await
     })
 }
 
 async fn read_emails(
-    mut c: ConnectionManager,
+    mut c: Conn,
     key: &str,
 ) -> Result<std::collections::HashMap<String, EmailStatus>, StoreError> {
     let all: std::collections::HashMap<String, String> =
