@@ -15,6 +15,7 @@
 //! `dev`), or as the real binary (the load benchmark, with
 //! [`Secrets::write`] and [`wait_listening`]).
 
+pub mod pki;
 pub mod redis;
 
 use std::net::{SocketAddr, TcpListener};

@@ -6,12 +6,12 @@
 //! upstream is not trusted: 502, fail closed.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use applegate::kit::pki::Pki;
 use pingora::tls::{ServerConfig, TlsAcceptor};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -22,82 +22,6 @@ use super::common::{Browser, Nav, Options, Stack};
 use super::config::check_routes;
 use super::upstream::h2c_upstream;
 use super::TempDir;
-
-fn openssl(args: &[&str], dir: &Path) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA (`ca.crt`) and a server certificate it signed for
-/// `localhost` and 127.0.0.1 (`up.crt`, `up.key`), in `dir`.
-struct Pki {
-    ca: PathBuf,
-    crt: PathBuf,
-    key: PathBuf,
-}
-
-impl Pki {
-    fn make(dir: &TempDir) -> Pki {
-        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-        let mut ca = vec!["req", "-x509", "-nodes", "-days", "2"];
-        ca.extend(ec);
-        ca.extend([
-            "-subj",
-            "/CN=applegate test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ]);
-        openssl(&ca, &dir.0);
-        let mut csr = vec!["req", "-new", "-nodes", "-subj", "/CN=localhost"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "up.key", "-out", "up.csr"]);
-        openssl(&csr, &dir.0);
-        std::fs::write(
-            dir.path("up.ext"),
-            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
-        )
-        .unwrap();
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "up.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "up.ext",
-                "-out",
-                "up.crt",
-            ],
-            &dir.0,
-        );
-        Pki {
-            ca: dir.path("ca.crt"),
-            crt: dir.path("up.crt"),
-            key: dir.path("up.key"),
-        }
-    }
-}
 
 /// A TLS server with `pki`'s certificate (ALPN `h2`, `http/1.1`) that
 /// passes each connection's bytes to `backend`; it records the protocol
@@ -177,7 +101,7 @@ fn route(path: &str, front: &TlsFront, ca: Option<&Path>, extra: &str) -> String
 #[tokio::test]
 async fn an_upstream_signed_by_upstream_ca_file_gets_h2_over_tls() {
     let dir = TempDir::new("up-h2");
-    let pki = Pki::make(&dir);
+    let pki = Pki::make(&dir.0);
     let h2 = h2c_upstream();
     let front = TlsFront::start(&pki, h2);
     let stack = Stack::with(Options {
@@ -209,7 +133,7 @@ async fn an_upstream_signed_by_upstream_ca_file_gets_h2_over_tls() {
 #[tokio::test]
 async fn a_websocket_reaches_an_upstream_over_tls() {
     let dir = TempDir::new("up-ws");
-    let pki = Pki::make(&dir);
+    let pki = Pki::make(&dir.0);
     let echo = Echo::start();
     let front = TlsFront::start(&pki, echo.addr);
     let stack = Stack::with(Options {
@@ -247,7 +171,7 @@ async fn a_websocket_reaches_an_upstream_over_tls() {
 #[test]
 fn upstream_ca_file_problems_are_reported_with_key_paths() {
     let dir = TempDir::new("up-cfg");
-    let pki = Pki::make(&dir);
+    let pki = Pki::make(&dir.0);
     std::fs::write(dir.path("junk.pem"), "hello\n").unwrap();
     let https = "upstream = \"https://localhost:8443\"";
     let ca = pki.ca.display().to_string();
@@ -305,7 +229,7 @@ fn counting_app(health: u16) -> (SocketAddr, Arc<AtomicUsize>, applegate::httpd:
 #[test]
 fn the_health_check_trusts_upstream_ca_file() {
     let dir = TempDir::new("up-hc");
-    let pki = Pki::make(&dir);
+    let pki = Pki::make(&dir.0);
     let (a, a_served, _ha) = counting_app(200);
     let (b, b_served, _hb) = counting_app(500);
     let (fa, fb) = (TlsFront::start(&pki, a), TlsFront::start(&pki, b));

@@ -10,8 +10,10 @@ use crate::config;
 use crate::kit::redis::RedisServer;
 use crate::state::{EmailStatus, KeptKey, Refresh, Store, SubRevocation, KEPT_WHILE_SIGNING};
 
-fn open(url: String, prefix: &str) -> Redis {
-    Redis::open(&config::Redis {
+/// One Redis server at `url`, keys under `prefix`; the tests change
+/// what they are about from here.
+fn config(url: String, prefix: &str) -> config::Redis {
+    config::Redis {
         url: crate::secret::Secret::new(url),
         sentinels: vec![],
         cluster: false,
@@ -19,8 +21,11 @@ fn open(url: String, prefix: &str) -> Redis {
         key_prefix: prefix.into(),
         timeout: Duration::from_secs(2),
         fail_closed: false,
-    })
-    .unwrap()
+    }
+}
+
+fn open(url: String, prefix: &str) -> Redis {
+    Redis::open(&config(url, prefix)).unwrap()
 }
 
 fn pttl(c: &mut redis::Connection, key: &str) -> i64 {
@@ -181,13 +186,8 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     let sentinel = RedisServer::sentinel(&master, "mymaster").unwrap_or_else(|e| panic!("{e}"));
     let open = |prefix: String| {
         Redis::open(&config::Redis {
-            url: crate::secret::Secret::new("redis://mymaster/0".into()),
             sentinels: vec![("127.0.0.1".into(), sentinel.port())],
-            cluster: false,
-            ca_pem: None,
-            key_prefix: prefix,
-            timeout: Duration::from_secs(2),
-            fail_closed: false,
+            ..config("redis://mymaster/0".into(), &prefix)
         })
         .unwrap()
     };
@@ -254,72 +254,6 @@ fn sentinel_finds_the_master_and_follows_a_failover() {
     assert!(wait_for(Duration::from_secs(5), || s.in_sync()));
 }
 
-/// `openssl args` in `dir`; the error says how to install it.
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl: {e} (install it: sudo apt-get install openssl)"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA (`ca.crt`) and a certificate it signed for 127.0.0.1
-/// (`redis.crt`, `redis.key`), in `dir`.
-fn test_pki(dir: &std::path::Path) {
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
-    let ca = [
-        "req",
-        "-x509",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=applegate test CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ];
-    openssl(dir, &[&ca[..5], &ec[..], &ca[5..]].concat());
-    let csr = ["req", "-new", "-nodes", "-subj", "/CN=redis"];
-    let out = ["-keyout", "redis.key", "-out", "redis.csr"];
-    openssl(dir, &[&csr[..], &ec[..], &out[..]].concat());
-    std::fs::write(
-        dir.join("redis.ext"),
-        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "redis.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "redis.ext",
-            "-out",
-            "redis.crt",
-        ],
-    );
-}
-
 /// `rediss://` to a real `redis-server --tls-port` whose certificate a
 /// private CA signed: with `redis_ca_file` the store passes the shared
 /// suite over TLS; trusting the system's roots instead, it does not
@@ -328,8 +262,8 @@ fn test_pki(dir: &std::path::Path) {
 fn rediss_trusts_a_private_ca() {
     let pki = std::env::temp_dir().join(format!("applegate-redis-pki-{}", rand::random::<u32>()));
     std::fs::create_dir_all(&pki).unwrap();
-    test_pki(&pki);
-    let file = |name: &str| pki.join(name).to_string_lossy().into_owned();
+    let made = crate::kit::pki::Pki::make(&pki);
+    let file = |path: &std::path::Path| path.to_string_lossy().into_owned();
     let server = RedisServer::start_with(None, |port| {
         [
             "--port",
@@ -337,11 +271,11 @@ fn rediss_trusts_a_private_ca() {
             "--tls-port",
             &port.to_string(),
             "--tls-cert-file",
-            &file("redis.crt"),
+            &file(&made.crt),
             "--tls-key-file",
-            &file("redis.key"),
+            &file(&made.key),
             "--tls-ca-cert-file",
-            &file("ca.crt"),
+            &file(&made.ca),
             "--tls-auth-clients",
             "no",
         ]
@@ -351,15 +285,10 @@ fn rediss_trusts_a_private_ca() {
     .unwrap_or_else(|e| panic!("{e} (Debian's redis-server is built with TLS)"));
     let url = format!("rediss://127.0.0.1:{}/0", server.port());
     let conf = |prefix: String, ca_pem: Option<Vec<u8>>| config::Redis {
-        url: crate::secret::Secret::new(url.clone()),
-        sentinels: vec![],
-        cluster: false,
         ca_pem,
-        key_prefix: prefix,
-        timeout: Duration::from_secs(2),
-        fail_closed: false,
+        ..config(url.clone(), &prefix)
     };
-    let ca = std::fs::read(pki.join("ca.crt")).unwrap();
+    let ca = std::fs::read(&made.ca).unwrap();
     let n = std::sync::atomic::AtomicU32::new(0);
     crate::state::suite::check(&|| {
         let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -382,13 +311,8 @@ fn cluster_passes_the_suite_and_shares_changes() {
     let cluster = crate::kit::redis::RedisCluster::start(3).unwrap_or_else(|e| panic!("{e}"));
     let open = |node: usize, prefix: String| {
         Redis::open(&config::Redis {
-            url: crate::secret::Secret::new(cluster.nodes[node].url()),
-            sentinels: vec![],
             cluster: true,
-            ca_pem: None,
-            key_prefix: prefix,
-            timeout: Duration::from_secs(2),
-            fail_closed: false,
+            ..config(cluster.nodes[node].url(), &prefix)
         })
         .unwrap()
     };
