@@ -109,10 +109,17 @@ async fn subscribed(s: &Shared, pubsub: Option<PubSub>) -> Result<(), StoreError
     }
 }
 
-/// Writes what was queued while Redis was away, oldest first; stops at the
-/// first failure (the rest stays queued).
+/// Writes what was queued while Redis was away, oldest first. A
+/// revocation Redis answers with an error (it refuses it: a key of the
+/// wrong type, say, or a read-only replica) goes to the back of the queue
+/// and the next is tried: one that cannot be written holds back none of
+/// the others, and stays queued (never dropped), logged, for the next
+/// round. A lost connection or no answer ends the round; the rest stays
+/// queued.
 async fn flush(s: &Shared) -> Result<(), StoreError> {
-    loop {
+    let round = s.outbox.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let mut refused = 0;
+    for _ in 0..round {
         let Some(q) = s
             .outbox
             .lock()
@@ -120,17 +127,47 @@ async fn flush(s: &Shared) -> Result<(), StoreError> {
             .front()
             .cloned()
         else {
-            return Ok(());
+            break;
         };
-        tokio::time::timeout(s.timeout, write_on(s, s.conn(), &q))
+        let written = tokio::time::timeout(s.timeout, write_on(s, s.conn(), &q))
             .await
-            .map_err(|_| StoreError::Redis("a queued revocation: no answer in time".into()))??;
+            .map_err(|_| StoreError::Redis("a queued revocation: no answer in time".into()))?;
         let mut outbox = s.outbox.lock().unwrap_or_else(|p| p.into_inner());
-        outbox.pop_front();
-        if outbox.is_empty() {
-            tracing::info!("state store: every revocation queued while Redis was away is written");
+        match written {
+            Ok(_) => {
+                outbox.pop_front();
+            }
+            Err(e) if refused_by_redis(&e) => {
+                refused += 1;
+                if refused == 1 {
+                    tracing::error!(error = %e, "Redis refuses a queued revocation: it stays queued and is tried again each round; the others are written");
+                }
+                if let Some(q) = outbox.pop_front() {
+                    outbox.push_back(q);
+                }
+            }
+            Err(e) => return Err(redis_error(e)),
         }
     }
+    if refused == 0
+        && round > 0
+        && s.outbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    {
+        tracing::info!("state store: every revocation queued while Redis was away is written");
+    }
+    Ok(())
+}
+
+/// Whether Redis answered `e` (an error reply: it refused the command),
+/// rather than the connection failing.
+fn refused_by_redis(e: &redis::RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+    )
 }
 
 /// Writes `q` (merged and published by its script); whether it changed
@@ -139,11 +176,11 @@ pub(super) fn write(store: &Redis, q: &Queued) -> Result<bool, StoreError> {
     let s = store.shared.clone();
     let q = q.clone();
     on(&store.shared.handle, store.shared.timeout, async move {
-        write_on(&s, s.conn(), &q).await
+        write_on(&s, s.conn(), &q).await.map_err(redis_error)
     })
 }
 
-async fn write_on(s: &Shared, mut c: Conn, q: &Queued) -> Result<bool, StoreError> {
+async fn write_on(s: &Shared, mut c: Conn, q: &Queued) -> redis::RedisResult<bool> {
     let k = &s.keys;
     let mut cmd = redis::cmd("EVAL");
     match q {
@@ -165,10 +202,7 @@ async fn write_on(s: &Shared, mut c: Conn, q: &Queued) -> Result<bool, StoreErro
             .arg(until)
             .arg(&ttl_args()),
     };
-    cmd.query_async::<u32>(&mut c)
-        .await
-        .map(|n| n == 1)
-        .map_err(redis_error)
+    cmd.query_async::<u32>(&mut c).await.map(|n| n == 1)
 }
 
 /// The revocations in force at `now`.

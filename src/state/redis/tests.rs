@@ -342,3 +342,53 @@ fn cluster_passes_the_suite_and_shares_changes() {
         "read back through another node"
     );
 }
+
+/// A revocation Redis refuses (here: the sessions key taken by a string,
+/// so the script gets WRONGTYPE) does not hold back the ones queued after
+/// it: once Redis is back, the user revocation queued behind it is
+/// written, and the refused one stays queued rather than dropped.
+#[test]
+fn a_refused_revocation_holds_back_no_other() {
+    let mut server = RedisServer::start().unwrap_or_else(|e| panic!("{e}"));
+    let port = server.port();
+    let store = open(server.url(), "refused:");
+    ask::<()>(
+        port,
+        redis::cmd("SET")
+            .arg("refused:revoked:sessions")
+            .arg("not a sorted set"),
+    )
+    .unwrap();
+    server.stop();
+    let now = now_ms() / 1000;
+    // Redis is away: both are queued, the session's first.
+    assert!(store.revoke_session("s-refused", now + 3600).unwrap());
+    let r = SubRevocation {
+        at: now,
+        until: now + 3600,
+    };
+    assert!(store.revoke_sub("001.behind", r).unwrap());
+    server.restart().unwrap();
+    let written = || {
+        ask::<Option<String>>(
+            port,
+            redis::cmd("HGET")
+                .arg("refused:revoked:subs")
+                .arg("001.behind"),
+        )
+        .ok()
+        .flatten()
+        .is_some()
+    };
+    assert!(
+        wait_for(Duration::from_secs(15), written),
+        "the user revocation queued behind a refused one reached Redis"
+    );
+    let queued = store
+        .shared
+        .outbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .len();
+    assert_eq!(queued, 1, "the refused revocation stays queued");
+}
