@@ -30,8 +30,9 @@
 //!   and each session's refresh token, both sealed by their owners) behind
 //!   one seam, [`state::Store`], with one shared test suite: a crash-safe
 //!   single-file database by default, memory when asked, or Redis shared
-//!   by several replicas (changes published to every replica's views,
-//!   revocations queued while it is away). Never on the per-request path.
+//!   by several replicas (one server, through Sentinel, or a Cluster;
+//!   changes published to every replica's views, revocations queued while
+//!   it is away). Never on the per-request path.
 //! - [`session`]: the sealed session cookie and its lifetime (absolute,
 //!   idle, due for re-issue or re-validation: [`session::Lifetime`]), the
 //!   login-state cookie of the round trip, the revocation set and the users
@@ -76,7 +77,8 @@
 //!   sockets, then the state file), [`systemd`] the `sd_notify` messages.
 //! - [`kit`]: the one builder of "emulator + upstream + gateway config on
 //!   free ports" behind `applegate dev`, the tests and the benchmarks
-//!   (and a real `redis-server` for them, [`kit::redis`]);
+//!   (and a real `redis-server` for them, [`kit::redis`], and a test CA,
+//!   [`kit::pki`]);
 //!   [`emulator`] (a strict Apple), [`demo`] (the demo app), [`dev`].
 //!
 //! Dependencies point one way: `server ▶ {drain, upgrade, systemd} ▶
