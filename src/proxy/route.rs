@@ -16,7 +16,7 @@
 //! case); each is matched, and the strictest route any of them hits wins.
 //!
 //! Each match is a walk down the path's segments in an index of the
-//! host's prefixes ([`index`]), so its cost does not grow with the number
+//! host's prefixes (`route::index`), so its cost does not grow with the number
 //! of routes; the linear scan it replaced is kept in the tests as the
 //! reference the index is checked against.
 
