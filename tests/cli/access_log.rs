@@ -13,7 +13,7 @@ use applegate::emulator::Emulator;
 use p256::ecdsa::SigningKey;
 
 use super::common;
-use super::{Proc, TempDir, BIN, SECRET};
+use super::{Proc, TempDir, SECRET};
 
 /// The gateway binary with the emulator and the demo app, stderr piped.
 struct Running {
@@ -55,16 +55,7 @@ fn start(dir: &TempDir, log: &str) -> Running {
             demo.addr
         ),
     );
-    let proc = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env_remove("APPLEGATE_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let proc = super::run(&cfg, Stdio::null(), Stdio::piped());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     assert!(
         applegate::kit::wait_listening(addr, Duration::from_secs(20)),

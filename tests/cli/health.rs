@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use applegate::kit::{self, free_port, Secrets};
 
-use super::{Proc, TempDir, BIN};
+use super::{TempDir, BIN};
 
 /// `health --url URL`: exit code and stderr.
 fn health(url: &str) -> (i32, String) {
@@ -42,15 +42,7 @@ fn health_is_0_only_when_the_admin_ping_answers_200() {
             Secrets::SESSION_FILE,
         )),
     );
-    let _gateway = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _gateway = super::run(&config, Stdio::null(), Stdio::null());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
     assert!(
         kit::wait_listening(addr, Duration::from_secs(20)),

@@ -14,7 +14,7 @@ mod upgrade;
 mod usage;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 use applegate::emulator::{self, Emulator};
 use p256::ecdsa::SigningKey;
@@ -59,6 +59,22 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts `applegate run --config FILE` with its output where asked and
+/// no `APPLEGATE_LOG` from the environment (the config's level holds);
+/// killed when dropped.
+pub fn run(config: &Path, stdout: Stdio, stderr: Stdio) -> Proc {
+    Proc(
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env_remove("APPLEGATE_LOG")
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+    )
 }
 
 /// Runs `applegate check --config FILE` with no secrets in the environment:

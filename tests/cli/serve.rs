@@ -48,16 +48,7 @@ async fn logs_carry_no_secrets() {
             demo.addr
         ),
     );
-    let mut child = Proc(
-        Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .env_remove("APPLEGATE_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = super::run(&cfg, Stdio::piped(), Stdio::piped());
     wait_for_port(port);
 
     let mut secrets: Vec<String> = vec![SECRET.into()];

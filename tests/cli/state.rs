@@ -51,15 +51,7 @@ impl Gateway {
 
     /// Starts the binary and waits until it listens.
     fn start(&self) -> Proc {
-        let mut p = Proc(
-            Command::new(BIN)
-                .args(["run", "--config"])
-                .arg(&self.config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
+        let mut p = super::run(&self.config, Stdio::null(), Stdio::piped());
         let deadline = Instant::now() + Duration::from_secs(20);
         while !kit::wait_listening(self.stack.listen, Duration::from_millis(100)) {
             if let Some(status) = p.0.try_wait().unwrap() {
